@@ -1,0 +1,42 @@
+# Bastion — every target installs what it needs first. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+RUN := $(UV) run --frozen
+SCALE ?= 0.01
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help install demo serve test lint typecheck bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.venv/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed ## Install Python and its packages into .venv (uv, locked)
+
+demo: install ## Build a demo province in ./var/bastion.db and serve it on http://127.0.0.1:8000
+	$(RUN) bastion demo --scale $(SCALE) --host $(HOST) --port $(PORT)
+
+serve: install ## Serve the existing database
+	$(RUN) bastion db upgrade
+	$(RUN) bastion serve --host $(HOST) --port $(PORT)
+
+lint: install ## ruff (lint and format check) and mypy on src/
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+	$(RUN) mypy
+
+test: lint ## Lint, type-check, then the whole suite on SQLite and PostgreSQL
+	$(RUN) pytest $(PYTEST_ARGS)
+
+bench: install ## Benchmarks: one JSON line per result (BENCH_SCALE shrinks them)
+	$(RUN) python -m bench.run $(BENCH_ARGS)
+
+clean: ## Remove the local database and caches
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,41 @@
+"""The application factory: JSON API under /api/v1, web pages at /, static assets local."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from bastion import __version__
+from bastion.api import errors
+from bastion.api.v1 import auth, regions, registry, users
+from bastion.core.db import session_factory
+
+
+def create_app(factory: sessionmaker[Session] | None = None) -> FastAPI:
+    """Build the app. ``factory`` makes the sessions requests use (tests pass their own)."""
+    app = FastAPI(
+        title="Bastion 众志成城",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.session_factory = factory or session_factory()
+    errors.install(app)
+
+    v1 = APIRouter(prefix="/api/v1")
+
+    @v1.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    v1.include_router(auth.router)
+    v1.include_router(regions.router)
+    v1.include_router(registry.router)
+    v1.include_router(users.router)
+    app.include_router(v1)
+
+    from bastion.web import routes as web_routes
+
+    web_routes.install(app)
+    return app

@@ -1,0 +1,41 @@
+"""FastAPI dependencies: the request's transaction, the caller, the language."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from bastion.accounts import service as account_service
+from bastion.api.errors import request_language
+from bastion.core.auth import Principal
+from bastion.core.errors import NotAuthenticated
+from bastion.core.i18n import Language
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed before the response is sent (scope="function"),
+    so an acknowledgement always means the data is durable."""
+    factory = request.app.state.session_factory
+    with factory() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_principal(session: SessionDep, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
+    """The caller named by the bearer token; 401 without a valid one."""
+    if not token:
+        raise NotAuthenticated()
+    user = account_service.user_from_token(db_session=session, token=token)
+    return account_service.principal_for(db_session=session, user=user)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+LangDep = Annotated[Language, Depends(request_language)]

@@ -1,0 +1,122 @@
+"""Roles, permissions, passwords and the one place permission checks happen.
+
+A user has exactly one role and one region; they may act only on records whose region code lies
+in that region's subtree (:class:`bastion.regions.codes.Scope`). Services receive a
+:class:`Principal` and call :func:`require` / :meth:`Principal.require_region`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from bastion.core.config import get_settings
+from bastion.core.errors import Forbidden
+from bastion.regions.codes import Scope
+
+ROLES: tuple[str, ...] = (
+    "admin",
+    "commander",
+    "analyst",
+    "investigator",
+    "sampler",
+    "courier",
+    "lab",
+    "isolation",
+    "transfer",
+    "grid_worker",
+    "hotline",
+    "supply",
+    "resident",
+)
+
+
+class Perm(StrEnum):
+    regions_read = "regions.read"
+    zones_write = "zones.write"
+    registry_read = "registry.read"
+    registry_write = "registry.write"
+    registry_import = "registry.import"
+    registry_export = "registry.export"
+    personal_unmask = "personal.unmask"
+    self_read = "self.read"
+    users_read = "users.read"
+    users_manage = "users.manage"
+    audit_read = "audit.read"
+
+
+_STAFF_BASE = {Perm.regions_read}
+_FIELD = _STAFF_BASE | {Perm.registry_read}
+
+ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
+    "admin": frozenset(Perm) - {Perm.self_read},
+    "commander": frozenset(
+        _FIELD | {Perm.zones_write, Perm.registry_export, Perm.audit_read, Perm.users_read}
+    ),
+    "analyst": frozenset(_FIELD | {Perm.registry_export}),
+    "investigator": frozenset(_FIELD | {Perm.registry_write, Perm.personal_unmask}),
+    "sampler": frozenset(_FIELD),
+    "courier": frozenset(_STAFF_BASE),
+    "lab": frozenset(_STAFF_BASE),
+    "isolation": frozenset(_FIELD | {Perm.personal_unmask}),
+    "transfer": frozenset(_FIELD | {Perm.personal_unmask}),
+    "grid_worker": frozenset(
+        _FIELD | {Perm.registry_write, Perm.registry_import, Perm.personal_unmask}
+    ),
+    "hotline": frozenset(_FIELD),
+    "supply": frozenset(_FIELD),
+    "resident": frozenset({Perm.self_read}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is acting: the user, their role and the subtree they may see."""
+
+    user_id: int | None
+    username: str
+    role: str
+    region_code: str
+    scope: Scope
+    person_id: int | None = None
+
+    def can(self, perm: Perm) -> bool:
+        return perm in ROLE_PERMISSIONS.get(self.role, frozenset())
+
+    def require(self, perm: Perm) -> None:
+        if not self.can(perm):
+            raise Forbidden("error.permission_missing", permission=perm.value, role=self.role)
+
+    def require_region(self, region_code: str) -> None:
+        """Refuse a record outside the user's subtree."""
+        if not self.scope.contains(region_code):
+            raise Forbidden("error.region_outside", region=region_code)
+
+
+def system_principal() -> Principal:
+    """The CLI and jobs act as the system: every permission, the whole tree."""
+    return Principal(
+        user_id=None, username="system", role="admin", region_code="", scope=Scope.everything()
+    )
+
+
+@lru_cache(maxsize=2)
+def _hasher(time_cost: int, memory_kib: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+
+
+def hash_password(password: str) -> str:
+    s = get_settings()
+    return _hasher(s.argon2_time_cost, s.argon2_memory_kib).hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    s = get_settings()
+    try:
+        return _hasher(s.argon2_time_cost, s.argon2_memory_kib).verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

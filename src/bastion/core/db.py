@@ -1,0 +1,228 @@
+"""Engine, sessions, the declarative base and the one bulk-insert path.
+
+Transactions belong to the edge (API dependency, web route, CLI command): services add and
+flush, never commit. SQLite runs in WAL mode with foreign keys on and a busy timeout; its
+driver's own transaction handling is replaced by explicit BEGIN so savepoints work (tests run
+each case inside a rolled-back outer transaction).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, event
+from sqlalchemy.engine import Connection, Dialect, Engine, create_engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from bastion.core.config import get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Big integer keys on PostgreSQL; plain INTEGER on SQLite, where only that is an autoincrementing
+#: rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Region codes: 6 digits (province, city, district), 9 (street), 12 (community), 15 (grid).
+RegionCode = String(15)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always returned timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin, so that
+        # SAVEPOINT and nested transactions behave (the documented pysqlite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """A new engine for ``url`` (default: the settings' database)."""
+    url = url or get_settings().database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, **kwargs)
+        _sqlite_setup(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+@lru_cache(maxsize=4)
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for ``url`` (cached)."""
+    return make_engine(url)
+
+
+@lru_cache(maxsize=4)
+def _factory(url: str | None) -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    return _factory(url or get_settings().database_url)
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[Session]:
+    """One unit of work for a CLI command or a script: commit on success, roll back on error."""
+    with session_factory(url)() as session, session.begin():
+        yield session
+
+
+def is_postgres(session_or_conn: Session | Connection) -> bool:
+    bind = session_or_conn.get_bind() if isinstance(session_or_conn, Session) else session_or_conn
+    return bind.dialect.name == "postgresql"
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    text = str(value)
+    if any(c in text for c in "\\\t\n\r"):
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+def bulk_insert(
+    session: Session,
+    model: type[Base],
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    chunk: int = 50_000,
+) -> int:
+    """Insert ``rows`` (tuples in ``columns`` order) into ``model``'s table, in the session's
+    transaction.
+
+    The single bulk path of the project: ``COPY … FROM STDIN`` on PostgreSQL, ``executemany`` on
+    SQLite. Rows must already be valid; callers validate and report bad rows before this.
+    Returns the number of rows written.
+    """
+    session.flush()
+    table_name = model.__tablename__
+    conn = session.connection()
+    count = 0
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(f'"{c}"' for c in columns)
+        with raw.cursor() as cur, cur.copy(f'COPY "{table_name}" ({cols}) FROM STDIN') as copy:
+            buf = io.StringIO()
+            pending = 0
+            for row in rows:
+                buf.write("\t".join(_copy_text(v) for v in row))
+                buf.write("\n")
+                pending += 1
+                if pending >= chunk:
+                    copy.write(buf.getvalue())
+                    buf = io.StringIO()
+                    count += pending
+                    pending = 0
+            if pending:
+                copy.write(buf.getvalue())
+                count += pending
+        return count
+    placeholders = ", ".join("?" for _ in columns)
+    cols = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table_name}" ({cols}) VALUES ({placeholders})'  # noqa: S608 - names are ours
+    raw_conn = conn.connection.driver_connection
+    assert raw_conn is not None
+    cursor = raw_conn.cursor()
+    batch: list[Sequence[Any]] = []
+    for row in rows:
+        batch.append(tuple(_sqlite_value(v) for v in row))
+        if len(batch) >= chunk:
+            cursor.executemany(sql, batch)
+            count += len(batch)
+            batch = []
+    if batch:
+        cursor.executemany(sql, batch)
+        count += len(batch)
+    cursor.close()
+    return count
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        # The same text SQLAlchemy's SQLite DATETIME writes, so range comparisons agree.
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+__all__ = [
+    "Base",
+    "BigId",
+    "RegionCode",
+    "UtcDateTime",
+    "bulk_insert",
+    "get_engine",
+    "is_postgres",
+    "make_engine",
+    "session_factory",
+    "transaction",
+]

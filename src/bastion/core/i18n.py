@@ -1,0 +1,44 @@
+"""Translations. Every user-facing string is a message key with a zh-CN and an en text.
+
+Catalogs live in ``bastion/locales/<lang>.json`` (flat ``key → text`` with ``{name}``
+placeholders). zh-CN is the default language; a key missing from a catalog falls back to the
+other language and then to the key itself, so a missing translation never breaks a page.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+Language = Literal["zh-CN", "en"]
+LANGUAGES: tuple[Language, ...] = ("zh-CN", "en")
+
+
+@cache
+def catalog(lang: Language) -> dict[str, str]:
+    name = "zh_CN.json" if lang == "zh-CN" else "en.json"
+    text = resources.files("bastion.locales").joinpath(name).read_text(encoding="utf-8")
+    data: dict[str, str] = json.loads(text)
+    return data
+
+
+def normalise(lang: str | None) -> Language:
+    """Map an Accept-Language value or a ?lang= parameter onto a shipped language."""
+    if not lang:
+        return "zh-CN"
+    first = lang.split(",")[0].strip().lower()
+    return "en" if first.startswith("en") else "zh-CN"
+
+
+def t(key: str, lang: Language = "zh-CN", /, **params: Any) -> str:
+    """The text of ``key`` in ``lang`` with ``params`` filled in."""
+    other: Language = "en" if lang == "zh-CN" else "zh-CN"
+    text = catalog(lang).get(key) or catalog(other).get(key) or key
+    if params:
+        try:
+            return text.format(**params)
+        except (KeyError, IndexError, ValueError):
+            return text
+    return text

@@ -1,0 +1,50 @@
+"""Logging in through the API, and what a token is good for."""
+
+from __future__ import annotations
+
+from tests.support.world import PASSWORD
+
+
+def test_health_answers_without_login(client):
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_it_issues_a_token_for_good_credentials(client):
+    response = client.post(
+        "/api/v1/auth/token", data={"username": "analyst_in", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    token = response.json()["access_token"]
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200
+    assert me.json()["role"] == "analyst"
+    assert me.json()["region_code"] == "220100"
+
+
+def test_it_refuses_a_wrong_password_without_saying_which_half_was_wrong(client):
+    bad_pw = client.post("/api/v1/auth/token", data={"username": "analyst_in", "password": "nope"})
+    no_user = client.post("/api/v1/auth/token", data={"username": "ghost", "password": "nope"})
+    assert bad_pw.status_code == no_user.status_code == 401
+    assert bad_pw.json()["title"] == no_user.json()["title"]
+
+
+def test_a_forged_token_is_refused(client):
+    response = client.get("/api/v1/auth/me", headers={"Authorization": "Bearer abc.def"})
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_logout_revokes_the_token(client, headers):
+    h = headers("sampler")
+    assert client.get("/api/v1/auth/me", headers=h).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=h).status_code == 204
+    assert client.get("/api/v1/auth/me", headers=h).status_code == 401
+
+
+def test_errors_speak_the_callers_language(client):
+    zh = client.get("/api/v1/auth/me")
+    en = client.get("/api/v1/auth/me", headers={"Accept-Language": "en-US,en"})
+    assert zh.json()["title"] == "请先登录。"
+    assert en.json()["title"] == "Please log in first."
