@@ -5,17 +5,45 @@ from bastion.audit.models import AuditEntry, AuditHead
 from bastion.core.db import Base
 from bastion.regions.models import Region, Zone
 from bastion.registry.models import Building, Household, ImportBatch, Person
+from bastion.testing.models import (
+    AntigenReport,
+    Box,
+    BoxEvent,
+    Lab,
+    PoolHold,
+    ResultConflict,
+    RetestTask,
+    Round,
+    ScanBatch,
+    Site,
+    SiteGrid,
+    Tube,
+    TubeMember,
+)
 
 metadata = Base.metadata
 
 __all__ = [
+    "AntigenReport",
     "AuditEntry",
     "AuditHead",
+    "Box",
+    "BoxEvent",
     "Building",
     "Household",
     "ImportBatch",
+    "Lab",
     "Person",
+    "PoolHold",
     "Region",
+    "ResultConflict",
+    "RetestTask",
+    "Round",
+    "ScanBatch",
+    "Site",
+    "SiteGrid",
+    "Tube",
+    "TubeMember",
     "User",
     "Zone",
     "metadata",

@@ -108,6 +108,9 @@ def principal_for(*, db_session: Session, user: User) -> Principal:
         region_code=user.region_code,
         scope=region_service.scope_of(db_session=db_session, code=user.region_code),
         person_id=user.person_id,
+        ancestors=tuple(
+            r.code for r in region_service.ancestors(db_session=db_session, code=user.region_code)
+        ),
     )
 
 

@@ -47,29 +47,50 @@ class Perm(StrEnum):
     users_read = "users.read"
     users_manage = "users.manage"
     audit_read = "audit.read"
+    testing_read = "testing.read"
+    rounds_manage = "rounds.manage"
+    sites_manage = "sites.manage"
+    labs_manage = "labs.manage"
+    scans_write = "scans.write"
+    transport_write = "transport.write"
+    results_write = "results.write"
+    antigen_report = "antigen.report"
 
 
 _STAFF_BASE = {Perm.regions_read}
 _FIELD = _STAFF_BASE | {Perm.registry_read}
 
+_MANAGE_TESTING = {Perm.testing_read, Perm.rounds_manage, Perm.sites_manage, Perm.labs_manage}
+
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "admin": frozenset(Perm) - {Perm.self_read},
     "commander": frozenset(
-        _FIELD | {Perm.zones_write, Perm.registry_export, Perm.audit_read, Perm.users_read}
+        _FIELD
+        | _MANAGE_TESTING
+        | {Perm.zones_write, Perm.registry_export, Perm.audit_read, Perm.users_read}
     ),
-    "analyst": frozenset(_FIELD | {Perm.registry_export}),
-    "investigator": frozenset(_FIELD | {Perm.registry_write, Perm.personal_unmask}),
-    "sampler": frozenset(_FIELD),
-    "courier": frozenset(_STAFF_BASE),
-    "lab": frozenset(_STAFF_BASE),
+    "analyst": frozenset(_FIELD | {Perm.registry_export, Perm.testing_read}),
+    "investigator": frozenset(
+        _FIELD | {Perm.registry_write, Perm.personal_unmask, Perm.testing_read}
+    ),
+    "sampler": frozenset(_FIELD | {Perm.testing_read, Perm.scans_write, Perm.transport_write}),
+    "courier": frozenset(_STAFF_BASE | {Perm.testing_read, Perm.transport_write}),
+    "lab": frozenset(_STAFF_BASE | {Perm.testing_read, Perm.transport_write, Perm.results_write}),
     "isolation": frozenset(_FIELD | {Perm.personal_unmask}),
     "transfer": frozenset(_FIELD | {Perm.personal_unmask}),
     "grid_worker": frozenset(
-        _FIELD | {Perm.registry_write, Perm.registry_import, Perm.personal_unmask}
+        _FIELD
+        | {
+            Perm.registry_write,
+            Perm.registry_import,
+            Perm.personal_unmask,
+            Perm.testing_read,
+            Perm.antigen_report,
+        }
     ),
     "hotline": frozenset(_FIELD),
     "supply": frozenset(_FIELD),
-    "resident": frozenset({Perm.self_read}),
+    "resident": frozenset({Perm.self_read, Perm.antigen_report}),
 }
 
 
@@ -83,6 +104,9 @@ class Principal:
     region_code: str
     scope: Scope
     person_id: int | None = None
+    #: The codes from the province down to the user's own region (rounds and zones declared
+    #: above a user still concern them).
+    ancestors: tuple[str, ...] = ()
 
     def can(self, perm: Perm) -> bool:
         return perm in ROLE_PERMISSIONS.get(self.role, frozenset())

@@ -146,21 +146,21 @@ def _copy_text(value: Any) -> str:
 
 def bulk_insert(
     session: Session,
-    model: type[Base],
+    target: type[Base] | str,
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
     *,
     chunk: int = 50_000,
 ) -> int:
-    """Insert ``rows`` (tuples in ``columns`` order) into ``model``'s table, in the session's
-    transaction.
+    """Insert ``rows`` (tuples in ``columns`` order) into ``target`` (a model or a table name),
+    in the session's transaction.
 
     The single bulk path of the project: ``COPY … FROM STDIN`` on PostgreSQL, ``executemany`` on
     SQLite. Rows must already be valid; callers validate and report bad rows before this.
     Returns the number of rows written.
     """
     session.flush()
-    table_name = model.__tablename__
+    table_name = target if isinstance(target, str) else target.__tablename__
     conn = session.connection()
     count = 0
     if conn.dialect.name == "postgresql":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
-_SHAPE = re.compile(r"^\d{17}[\dX]$")
+# ASCII digits only: ``\d`` would also accept Arabic-Indic and other Unicode digits.
+_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 
 
 def check_char(first17: str) -> str:
@@ -35,7 +37,10 @@ class IdNumberError(ValueError):
 
 
 def normalise(raw: str) -> str:
-    return raw.strip().replace(" ", "").upper()
+    """Canonical form of a document number: full-width characters (a Chinese input method's
+    full-width mode types １２３ and ｘ) folded to ASCII, spaces removed, letters upper-case."""
+    folded = unicodedata.normalize("NFKC", raw)
+    return "".join(folded.split()).upper()
 
 
 def parse_resident_id(raw: str, *, today: date | None = None) -> ResidentId:
@@ -43,7 +48,7 @@ def parse_resident_id(raw: str, *, today: date | None = None) -> ResidentId:
     number = normalise(raw)
     if len(number) != 18:
         raise IdNumberError("id.wrong_length", length=len(number))
-    if not _SHAPE.match(number):
+    if not _SHAPE.fullmatch(number):
         raise IdNumberError("id.bad_characters")
     try:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
@@ -82,11 +87,16 @@ def mask_name(name: str) -> str:
 
 
 def mask_phone(phone: str | None) -> str | None:
+    """Hide the middle: 138****5678. At least four characters are always hidden, so a short
+    number is never shown whole."""
     if not phone:
         return phone
-    if len(phone) < 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    n = len(phone)
+    if n <= 4:
+        return "*" * n
+    tail = min(4, n - 4)
+    head = min(3, n - 4 - tail)
+    return phone[:head] + "*" * (n - head - tail) + phone[n - tail :]
 
 
 COMPOUND_SURNAMES = frozenset(

@@ -1,0 +1,113 @@
+"""Testing schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RoundCreate(BaseModel):
+    code: str
+    name: str
+    region_code: str
+    starts_at: datetime
+    deadline_at: datetime | None = None
+    pool_policy: dict[str, int | str] = Field(default_factory=dict)
+    exemptions: list[dict[str, object]] = Field(default_factory=list)
+
+
+class RoundRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    region_code: str
+    starts_at: datetime
+    deadline_at: datetime
+    status: str
+
+
+class SiteCreate(BaseModel):
+    code: str
+    name: str
+    region_code: str
+    address: str = ""
+    teams: int = 1
+    opens_at: time = time(7, 0)
+    closes_at: time = time(22, 0)
+    capacity_per_hour: int
+    grids: list[str] = Field(default_factory=list)
+
+
+class SiteRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    region_code: str
+    teams: int
+    opens_at: time
+    closes_at: time
+    capacity_per_hour: int
+
+
+class LabCreate(BaseModel):
+    code: str
+    name: str
+    region_code: str
+    daily_capacity: int
+
+
+class LabRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    region_code: str
+    daily_capacity: int
+
+
+class ScanIn(BaseModel):
+    """One scan: a person bound to a tube, at the time the scanner recorded it."""
+
+    tube: str
+    person: str
+    scanned_at: datetime
+
+
+class TubeGroupIn(BaseModel):
+    """One saved group as a scanner sends it: a tube and its members in order."""
+
+    tube: str
+    kind: str = "pooled"
+    capacity: int | None = None
+    people: list[str]
+    scanned_at: datetime
+
+
+class ScanBatchIn(BaseModel):
+    key: str = Field(min_length=8, max_length=80)
+    round: str
+    site: str
+    groups: list[TubeGroupIn] = Field(max_length=1000)
+
+
+class ScanProblem(BaseModel):
+    row: int | None
+    field: str
+    reason: str
+    code: str
+
+
+class ScanReport(BaseModel):
+    key: str
+    accepted: int
+    unchanged: int
+    refused: int
+    flagged: int
+    replayed: bool
+    problems: list[ScanProblem]

@@ -1,0 +1,261 @@
+"""Rounds, sampling sites and labs."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bastion.audit import service as audit_service
+from bastion.core import clock
+from bastion.core.auth import Perm, Principal
+from bastion.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from bastion.regions import service as region_service
+from bastion.regions.models import Zone
+from bastion.testing import pooling
+from bastion.testing.models import Lab, Round, Site, SiteGrid
+from bastion.testing.schemas import LabCreate, RoundCreate, SiteCreate
+
+CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{1,39}$")
+DEFAULT_ROUND_HOURS = 24
+ZONE_STRICTNESS = {"lockdown": 3, "high": 3, "control": 2, "medium": 2, "precaution": 1, "low": 1}
+
+
+def _check_code(field: str, value: str, problems: list[FieldProblem]) -> None:
+    if not CODE_RE.match(value):
+        problems.append(FieldProblem(field, "testing.bad_code"))
+
+
+# Rounds ----------------------------------------------------------------------------------------
+
+
+def create_round(*, db_session: Session, principal: Principal, data: RoundCreate) -> Round:
+    """Open a round over a region subtree. Refuses a malformed code, a region outside the user's
+    subtree, a deadline before the start, a pool policy over 20 or of unknown sizes, and a code
+    already used."""
+    principal.require(Perm.rounds_manage)
+    problems: list[FieldProblem] = []
+    _check_code("code", data.code, problems)
+    if not data.name.strip():
+        problems.append(FieldProblem("name", "field.required"))
+    if data.starts_at.tzinfo is None:
+        problems.append(FieldProblem("starts_at", "field.needs_timezone"))
+    deadline = data.deadline_at or data.starts_at + timedelta(hours=DEFAULT_ROUND_HOURS)
+    if deadline.tzinfo is None:
+        problems.append(FieldProblem("deadline_at", "field.needs_timezone"))
+    elif data.starts_at.tzinfo is not None and deadline <= data.starts_at:
+        problems.append(FieldProblem("deadline_at", "round.deadline_before_start"))
+    try:
+        policy = pooling.PoolPolicy.from_dict(dict(data.pool_policy))
+    except pooling.PoolPolicyError as err:
+        problems.append(FieldProblem(f"pool_policy.{err.field}", err.reason, dict(err.params)))
+        policy = pooling.PoolPolicy()
+    if problems:
+        raise InvalidInput(problems=problems)
+    region_service.get_or_404(db_session=db_session, code=data.region_code)
+    principal.require_region(data.region_code)
+    if db_session.execute(select(Round.id).where(Round.code == data.code)).first():
+        raise Conflict("round.code_taken", code=data.code)
+    rnd = Round(
+        code=data.code,
+        name=data.name.strip(),
+        region_code=data.region_code,
+        starts_at=data.starts_at,
+        deadline_at=deadline,
+        status="open",
+        pool_policy=json.dumps(policy.to_dict()),
+        exemptions=json.dumps(data.exemptions, ensure_ascii=False),
+        created_by=principal.user_id,
+        created_at=clock.now(),
+    )
+    db_session.add(rnd)
+    db_session.flush()
+    audit_service.record(
+        db_session=db_session,
+        actor=principal,
+        action="round.create",
+        target_type="round",
+        target_id=rnd.id,
+        region_code=rnd.region_code,
+        details={"code": rnd.code, "policy": policy.to_dict()},
+    )
+    return rnd
+
+
+def policy_of(rnd: Round) -> pooling.PoolPolicy:
+    return pooling.PoolPolicy.from_dict(json.loads(rnd.pool_policy))
+
+
+def get_round(*, db_session: Session, principal: Principal, ref: str | int) -> Round:
+    """A round by id, by code, or ``"latest"``, inside the principal's subtree."""
+    stmt = select(Round)
+    if ref == "latest":
+        stmt = stmt.where(principal.scope.clause(Round.region_code)).order_by(
+            Round.starts_at.desc(), Round.id.desc()
+        )
+    elif isinstance(ref, int) or str(ref).isdigit():
+        stmt = stmt.where(Round.id == int(ref))
+    else:
+        stmt = stmt.where(Round.code == str(ref))
+    rnd = db_session.execute(stmt.limit(1)).scalar_one_or_none()
+    if rnd is None or not _round_visible(principal, rnd):
+        raise NotFound("round.not_found", round=str(ref))
+    return rnd
+
+
+def _round_visible(principal: Principal, rnd: Round) -> bool:
+    """A user sees a round that covers their region or lies inside it."""
+    return principal.scope.contains(rnd.region_code) or rnd.region_code in principal.ancestors
+
+
+def list_rounds(*, db_session: Session, principal: Principal) -> Sequence[Round]:
+    principal.require(Perm.testing_read)
+    rows = db_session.execute(select(Round).order_by(Round.starts_at.desc())).scalars().all()
+    return [r for r in rows if _round_visible(principal, r)]
+
+
+def close_round(*, db_session: Session, principal: Principal, ref: str | int) -> Round:
+    principal.require(Perm.rounds_manage)
+    rnd = get_round(db_session=db_session, principal=principal, ref=ref)
+    principal.require_region(rnd.region_code)
+    if rnd.status == "closed":
+        raise Conflict("round.already_closed")
+    rnd.status = "closed"
+    rnd.closed_at = clock.now()
+    db_session.flush()
+    audit_service.record(
+        db_session=db_session,
+        actor=principal,
+        action="round.close",
+        target_type="round",
+        target_id=rnd.id,
+        region_code=rnd.region_code,
+    )
+    return rnd
+
+
+# Zones and pool sizes --------------------------------------------------------------------------
+
+
+def zone_kind_of(*, db_session: Session, region_code: str, on: date) -> str | None:
+    """The strictest zone in force on ``on`` over ``region_code`` or any of its ancestors."""
+    chain = [r.code for r in region_service.ancestors(db_session=db_session, code=region_code)]
+    if not chain:
+        return None
+    kinds = db_session.execute(
+        select(Zone.kind).where(
+            Zone.region_code.in_(chain),
+            Zone.starts_on <= on,
+            (Zone.ends_on.is_(None)) | (Zone.ends_on >= on),
+        )
+    ).scalars()
+    best: str | None = None
+    for kind in kinds:
+        if best is None or ZONE_STRICTNESS[kind] > ZONE_STRICTNESS[best]:
+            best = kind
+    return best
+
+
+def planned_capacity(*, db_session: Session, rnd: Round, region_code: str, on: date) -> int:
+    """How many people one tube may hold at a site in ``region_code`` during ``rnd``."""
+    size = policy_of(rnd).size_for(
+        zone_kind_of(db_session=db_session, region_code=region_code, on=on)
+    )
+    return pooling.capacity(size)
+
+
+# Sites and labs --------------------------------------------------------------------------------
+
+
+def create_site(*, db_session: Session, principal: Principal, data: SiteCreate) -> Site:
+    """Register a sampling site and the grids it serves. Refuses grids outside the site's
+    region or the user's subtree, non-positive capacity, closing before opening."""
+    principal.require(Perm.sites_manage)
+    problems: list[FieldProblem] = []
+    _check_code("code", data.code, problems)
+    if not data.name.strip():
+        problems.append(FieldProblem("name", "field.required"))
+    if data.capacity_per_hour <= 0:
+        problems.append(FieldProblem("capacity_per_hour", "field.must_be_positive"))
+    if data.teams <= 0:
+        problems.append(FieldProblem("teams", "field.must_be_positive"))
+    if data.closes_at <= data.opens_at:
+        problems.append(FieldProblem("closes_at", "site.closes_before_opening"))
+    if region_service.get(db_session=db_session, code=data.region_code) is None:
+        problems.append(
+            FieldProblem("region_code", "error.region_unknown", {"region": data.region_code})
+        )
+    for grid in data.grids:
+        if region_service.get(db_session=db_session, code=grid) is None:
+            problems.append(FieldProblem("grids", "error.region_unknown", {"region": grid}))
+    if problems:
+        raise InvalidInput(problems=problems)
+    principal.require_region(data.region_code)
+    for grid in data.grids:
+        principal.require_region(grid)
+    if db_session.execute(select(Site.id).where(Site.code == data.code)).first():
+        raise Conflict("site.code_taken", code=data.code)
+    site = Site(
+        code=data.code,
+        name=data.name.strip(),
+        region_code=data.region_code,
+        address=data.address,
+        teams=data.teams,
+        opens_at=data.opens_at,
+        closes_at=data.closes_at,
+        capacity_per_hour=data.capacity_per_hour,
+        active=True,
+    )
+    db_session.add(site)
+    db_session.flush()
+    db_session.add_all(SiteGrid(site_id=site.id, region_code=g) for g in sorted(set(data.grids)))
+    db_session.flush()
+    return site
+
+
+def get_site(*, db_session: Session, principal: Principal, code: str) -> Site:
+    site = db_session.execute(select(Site).where(Site.code == code)).scalar_one_or_none()
+    if site is None or not principal.scope.contains(site.region_code):
+        raise NotFound("site.not_found", site=code)
+    return site
+
+
+def create_lab(*, db_session: Session, principal: Principal, data: LabCreate) -> Lab:
+    """Register a lab with its daily capacity in tubes."""
+    principal.require(Perm.labs_manage)
+    problems: list[FieldProblem] = []
+    _check_code("code", data.code, problems)
+    if not data.name.strip():
+        problems.append(FieldProblem("name", "field.required"))
+    if data.daily_capacity <= 0:
+        problems.append(FieldProblem("daily_capacity", "field.must_be_positive"))
+    if region_service.get(db_session=db_session, code=data.region_code) is None:
+        problems.append(
+            FieldProblem("region_code", "error.region_unknown", {"region": data.region_code})
+        )
+    if problems:
+        raise InvalidInput(problems=problems)
+    principal.require_region(data.region_code)
+    if db_session.execute(select(Lab.id).where(Lab.code == data.code)).first():
+        raise Conflict("lab.code_taken", code=data.code)
+    lab = Lab(
+        code=data.code,
+        name=data.name.strip(),
+        region_code=data.region_code,
+        daily_capacity=data.daily_capacity,
+        active=True,
+    )
+    db_session.add(lab)
+    db_session.flush()
+    return lab
+
+
+def get_lab(*, db_session: Session, principal: Principal, code: str) -> Lab:
+    lab = db_session.execute(select(Lab).where(Lab.code == code)).scalar_one_or_none()
+    if lab is None:
+        raise NotFound("lab.not_found", lab=code)
+    return lab
