@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -44,10 +45,16 @@ def decrypt(blob: bytes) -> str:
     return aes.decrypt(blob[:12], blob[12:], None).decode()
 
 
+def normalise_identifier(value: str) -> str:
+    """The form an identifier is hashed in: full-width characters folded to ASCII (NFKC),
+    whitespace removed, letters upper-case, so "110105 19491231 002x" finds 11010519491231002X."""
+    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
+
+
 def lookup_hash(value: str) -> str:
     """Keyed hash (hex) of a normalised identifier, for exact lookups and uniqueness."""
     _, key = _keys(get_settings().data_key)
-    return hmac.new(key, value.strip().upper().encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, normalise_identifier(value).encode(), hashlib.sha256).hexdigest()
 
 
 def hasher() -> Any:

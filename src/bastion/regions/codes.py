@@ -2,7 +2,10 @@
 
 Every placed record carries the code of the finest region it belongs to, and a child's code
 always begins with its parent's prefix, so "is this record in my subtree" is a prefix test,
-written as a range (``code >= prefix AND code < prefix⁺``) so an ordinary index serves it.
+written as a range (``code >= prefix AND code < prefix⁺``) so an ordinary index serves it. The
+bound ``prefix⁺`` is itself a string of digits (2209 → 221), because only digits compare the same
+under every collation: under an ICU or glibc locale (the PostgreSQL default on many systems)
+punctuation such as ``:`` is ignored, and ``'22091' < '220:'`` is false.
 
 The prefix of a 6-digit code drops trailing ``00`` pairs (220000 → ``22``, 220100 → ``2201``,
 220102 → ``220102``); longer codes are their own prefix. A county-level city run by the
@@ -36,9 +39,21 @@ def prefix(code: str) -> str:
     return code
 
 
-def upper_bound(pfx: str) -> str:
-    """The smallest string greater than every string starting with ``pfx`` (digits only)."""
-    return pfx[:-1] + chr(ord(pfx[-1]) + 1)
+def upper_bound(pfx: str) -> str | None:
+    """The smallest digit string greater than every digit string starting with ``pfx`` (a
+    non-empty digit string): the prefix counted up by one at its last digit that is not 9
+    (2201 → 2202, 2299 → 23). None when ``pfx`` is all nines: nothing lies above it."""
+    stripped = pfx.rstrip("9")
+    if not stripped:
+        return None
+    return stripped[:-1] + str(int(stripped[-1]) + 1)
+
+
+def _range(column: Any, pfx: str) -> ColumnElement[bool]:
+    bound = upper_bound(pfx)
+    if bound is None:
+        return column >= pfx
+    return and_(column >= pfx, column < bound)
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,7 @@ class Scope:
         """A SQL condition selecting ``column`` values inside the scope."""
         conditions: list[ColumnElement[bool]] = []
         if self.prefix:
-            conditions.append(and_(column >= self.prefix, column < upper_bound(self.prefix)))
+            conditions.append(_range(column, self.prefix))
         for ex in self.excluded:
-            conditions.append(not_(and_(column >= ex, column < upper_bound(ex))))
+            conditions.append(not_(_range(column, ex)))
         return and_(*conditions) if conditions else true()

@@ -40,9 +40,7 @@ def scope_of(*, db_session: Session, code: str) -> codes.Scope:
     # district are built from their parent's code.
     six = db_session.execute(
         select(Region.code, Region.parent_code).where(
-            func.length(Region.code) == 6,
-            Region.code >= pfx,
-            Region.code < codes.upper_bound(pfx) if pfx else Region.code.is_not(None),
+            func.length(Region.code) == 6, codes.Scope(prefix=pfx).clause(Region.code)
         )
     ).all()
     parents: dict[str, str | None] = {c: p for c, p in six}  # noqa: C416 - rows, not pairs

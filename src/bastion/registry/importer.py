@@ -24,7 +24,7 @@ from bastion.core.db import bulk_insert
 from bastion.core.errors import FieldProblem
 from bastion.regions.models import Region
 from bastion.registry import rules
-from bastion.registry.filereader import read_table
+from bastion.core.filereader import read_table
 from bastion.registry.idnumber import mask_id
 from bastion.registry.models import Household, ImportBatch, Person
 from bastion.registry.service import new_token

@@ -6,15 +6,17 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from bastion.core.errors import FieldProblem
 from bastion.registry.enums import SPECIAL_GROUP_ALIASES, IdType, SpecialGroup
 from bastion.registry.idnumber import IdNumberError, normalise, parse_resident_id
 
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-LANDLINE_RE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
-OTHER_ID_RE = re.compile(r"^[A-Z0-9]{5,20}$")
+#: A mainland mobile number, optionally with the country code (+86 or 0086) in front.
+MOBILE_RE = re.compile(r"(?:\+86|0086)?(1[3-9][0-9]{9})")
+#: A landline with its area code: 0431-88888888, 010-1234567.
+LANDLINE_RE = re.compile(r"0[0-9]{2,3}-?[0-9]{7,8}")
+OTHER_ID_RE = re.compile(r"[A-Z0-9]{5,20}")
 MAX_NAME = 50
 MAX_ADDRESS = 200
 MAX_HOUSEHOLD = 40
@@ -41,6 +43,8 @@ def _text(values: Mapping[str, object], key: str) -> str:
     value = values.get(key)
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
     return str(value).strip()
@@ -48,6 +52,31 @@ def _text(values: Mapping[str, object], key: str) -> str:
 
 def _has_control(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
+def parse_date(raw: str) -> date | None:
+    """``YYYY-MM-DD`` (or ``YYYYMMDD``), or a timestamp at any time of that day; None for
+    anything else (a trailing remainder is not silently dropped)."""
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(raw).date()
+    except ValueError:
+        return None
+
+
+def clean_phone(raw: str) -> tuple[str | None, bool]:
+    """``(canonical phone, valid)``. Spaces, brackets and full-width digits are tolerated; a
+    mobile number is stored as its 11 digits (no country code, no dashes)."""
+    compact = re.sub(r"[\s()]", "", unicodedata.normalize("NFKC", raw))
+    if not compact:
+        return None, True
+    mobile = MOBILE_RE.fullmatch(compact.replace("-", ""))
+    if mobile:
+        return mobile.group(1), True
+    return compact, LANDLINE_RE.fullmatch(compact) is not None
 
 
 def parse_special_groups(raw: str) -> tuple[int, str | None]:
@@ -101,7 +130,7 @@ def check_person(
             birth_from_id, sex_from_id = parsed.birth_date, parsed.sex
         except IdNumberError as err:
             bad("id_number", err.reason, **err.params)
-    elif not OTHER_ID_RE.match(id_number):
+    elif not OTHER_ID_RE.fullmatch(id_number):
         bad("id_number", "id.bad_document_number")
 
     sex_raw = _text(values, "sex")
@@ -113,15 +142,19 @@ def check_person(
         elif sex_from_id and sex != sex_from_id:
             bad("sex", "person.sex_mismatch")
     sex = sex or sex_from_id
-    if sex is None and not any(p.field == "sex" for p in problems):
+    # A resident ID number carries the sex and birth date: when it (or the document type) is
+    # already refused, "sex is required" would only send the user after the wrong field.
+    id_refused = any(p.field == "id_type" for p in problems) or (
+        id_type == IdType.resident_id and any(p.field == "id_number" for p in problems)
+    )
+    if sex is None and not id_refused and not any(p.field == "sex" for p in problems):
         bad("sex", "field.required")
 
     birth_raw = _text(values, "birth_date")
     birth: date | None = None
     if birth_raw:
-        try:
-            birth = date.fromisoformat(birth_raw[:10])
-        except ValueError:
+        birth = parse_date(birth_raw)
+        if birth is None:
             bad("birth_date", "field.bad_date", value=birth_raw)
         else:
             if birth > today or birth.year < 1880:
@@ -129,11 +162,11 @@ def check_person(
             elif birth_from_id and birth != birth_from_id:
                 bad("birth_date", "person.birth_mismatch")
     birth = birth or birth_from_id
-    if birth is None and not any(p.field in ("birth_date", "id_number") for p in problems):
+    if birth is None and not id_refused and not any(p.field == "birth_date" for p in problems):
         bad("birth_date", "field.required")
 
-    phone = re.sub(r"[\s()]", "", _text(values, "phone")) or None
-    if phone and not (MOBILE_RE.match(phone) or LANDLINE_RE.match(phone)):
+    phone, phone_ok = clean_phone(_text(values, "phone"))
+    if not phone_ok:
         bad("phone", "person.bad_phone")
 
     region_code = _text(values, "region_code")
@@ -151,6 +184,8 @@ def check_person(
     household = _text(values, "household") or None
     if household and len(household) > MAX_HOUSEHOLD:
         bad("household", "field.too_long", max=MAX_HOUSEHOLD)
+    elif household and _has_control(household):
+        bad("household", "field.control_chars")
 
     groups_raw = values.get("special_groups")
     groups = 0

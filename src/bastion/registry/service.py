@@ -82,6 +82,13 @@ def household_for(*, db_session: Session, region_code: str, household_no: str) -
     return household
 
 
+def get_by_id_number(*, db_session: Session, number: str) -> Person | None:
+    """The person registered under ``number`` (no permission check: internal lookups only)."""
+    return db_session.execute(
+        select(Person).where(Person.id_hash == crypto.lookup_hash(number))
+    ).scalar_one_or_none()
+
+
 def get(*, db_session: Session, principal: Principal, person_id: int) -> Person:
     """One person inside the principal's subtree (residents: only themselves)."""
     person = db_session.get(Person, person_id)

@@ -65,7 +65,6 @@ SURNAMES: tuple[tuple[str, float], ...] = (
     ("贾", 4),
     ("魏", 4),
     ("白", 4),
-    ("刁", 2),
     ("方", 4),
     ("侯", 4),
     ("邵", 4),
@@ -169,7 +168,7 @@ def cn_number(n: int) -> str:
     if n <= 10:
         return CN_DIGITS[n]
     if n < 20:
-        return "十" + (CN_DIGITS[n - 10] if n > 10 else "")
+        return "十" + CN_DIGITS[n - 10]
     if n < 100:
         tens, ones = divmod(n, 10)
         return CN_DIGITS[tens] + "十" + (CN_DIGITS[ones] if ones else "")

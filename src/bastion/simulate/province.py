@@ -1,0 +1,629 @@
+"""The demo province: a realistic, seeded population built from the 2020 census figures.
+
+``build_province`` splits each city's census population (times ``scale``) among its districts,
+lays streets, communities and grids below them, fills the grids with buildings and households,
+and the households with people whose ages, sexes, names, ID numbers, phones and special-group
+flags hang together. The same seed on the same day gives the same people (only the ID-number
+ciphertexts differ, since every encryption draws a fresh nonce).
+
+Everything goes in through the one bulk path (``core.db.bulk_insert``), district by district and
+a few tens of thousands of persons at a time, so memory stays flat however large the province.
+Each district draws from its own RNG seeded by (seed, district code): a district's people do
+not depend on how many people the districts before it got.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from bastion.core import clock, crypto
+from bastion.core.db import bulk_insert, is_postgres
+from bastion.core.errors import Conflict, InvalidInput
+from bastion.regions import service as region_service
+from bastion.regions.enums import RegionLevel
+from bastion.regions.models import Region
+from bastion.registry.enums import IdType, SpecialGroup
+from bastion.registry.idnumber import make_resident_id, mask_id
+from bastion.registry.importer import PERSON_COLUMNS
+from bastion.registry.models import Building, Household, Person
+from bastion.simulate import names
+
+PROVINCE = "220000"
+PROVINCE_POPULATION = 24_073_453
+
+#: Household sizes (share of households), after the 2020 census: the mean is 2.34 people.
+HOUSEHOLD_SIZES: tuple[tuple[int, float], ...] = (
+    (1, 0.275),
+    (2, 0.34),
+    (3, 0.235),
+    (4, 0.09),
+    (5, 0.04),
+    (6, 0.02),
+)
+COMMUNITY_HOUSEHOLDS = (1_000, 3_000)
+GRID_HOUSEHOLDS = 300
+COMMUNITIES_PER_STREET = (4, 12)
+MAX_CHILDREN = 999  # three digits of code per level
+LOW_INCOME_HOUSEHOLDS = 0.03  # 低保 is granted per household, so every member carries it
+#: Share of towns (镇) with villages (村) among a district's streets, by kind of district.
+RURAL_SHARE = {"urban": 0.15, "county": 0.7, "whole_city": 0.5}
+KOREAN_SHARE = {"222400": 0.36}  # 延边: about a third of its people are Korean (朝鲜族)
+KOREAN_SHARE_ELSEWHERE = 0.01
+#: Persons gathered before one bulk write: big enough that per-statement overhead vanishes,
+#: small enough that memory stays flat.
+FLUSH_PERSONS = 20_000
+
+REGION_COLUMNS = ["code", "parent_code", "level", "name_zh", "name_en", "population"]
+BUILDING_COLUMNS = ["id", "region_code", "name", "address"]
+HOUSEHOLD_COLUMNS = ["id", "region_code", "household_no", "building_id", "address"]
+
+Progress = Callable[[int, int], None]
+"""Called with (persons written so far, persons planned) after every bulk write."""
+
+
+@dataclass(frozen=True)
+class ProvinceSummary:
+    """What a build added."""
+
+    scale: float
+    seed: int
+    persons: int
+    households: int
+    buildings: int
+    #: Regions added, by level (district, street, community, grid).
+    regions: dict[str, int]
+    #: Persons by city code.
+    persons_by_city: dict[str, int]
+
+
+@dataclass(frozen=True)
+class DistrictPlan:
+    """One district (or county-level city) to fill, and how."""
+
+    code: str
+    city: str
+    persons: int
+    kind: str  # a key of RURAL_SHARE
+    #: A region row to add first, when the district is not in the table yet (市辖区).
+    new_region: tuple[str, str, str, str, str, None] | None = None
+
+
+# Pure rules -----------------------------------------------------------------------------------
+
+
+def check_scale(scale: float) -> None:
+    """Refuse a scale outside (0, 1] (1 is the whole province, 24,073,453 people)."""
+    if not (isinstance(scale, int | float) and math.isfinite(scale) and 0 < scale <= 1):
+        raise InvalidInput.one("scale", "simulate.bad_scale", value=scale)
+
+
+def split(total: int, weights: Sequence[float]) -> list[int]:
+    """``total`` split in proportion to ``weights``, summing exactly (largest remainder)."""
+    whole = sum(weights)
+    exact = [total * w / whole for w in weights]
+    parts = [int(x) for x in exact]
+    short = total - sum(parts)
+    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] - parts[i], reverse=True)
+    for i in by_remainder[:short]:
+        parts[i] += 1
+    return parts
+
+
+def household_sizes(rng: random.Random, persons: int) -> list[int]:
+    """Household sizes drawn from the census shares until they hold exactly ``persons``
+    (the last household is cut to fit)."""
+    cumulative: list[float] = []
+    acc = 0.0
+    for _, share in HOUSEHOLD_SIZES:
+        acc += share
+        cumulative.append(acc)
+    sizes: list[int] = []
+    left = persons
+    rand = rng.random
+    while left > 0:
+        u = rand() * acc
+        size = 1
+        for i, c in enumerate(cumulative):
+            if u < c:
+                size = HOUSEHOLD_SIZES[i][0]
+                break
+        size = min(size, left)
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
+def plan_tree(rng: random.Random, households: int, *, max_streets: int = MAX_CHILDREN) -> list[
+    list[list[int]]
+]:
+    """Streets → communities → grid household counts for a district of ``households``.
+
+    Communities hold about 1,000–3,000 households, grids about 300, streets 4–12 communities;
+    every level has at least one child, even for an empty district. No level has more than 999
+    children (three code digits), streets no more than ``max_streets``.
+    """
+    low, high = COMMUNITY_HOUSEHOLDS
+    n_communities = max(1, round(households * 2 / (low + high)))
+    weights = [rng.uniform(low, high) for _ in range(n_communities)]
+    community_sizes = split(households, weights)
+    at_least = math.ceil(n_communities / max_streets)
+    streets: list[list[list[int]]] = []
+    i = 0
+    while i < n_communities:
+        take = max(at_least, rng.randint(*COMMUNITIES_PER_STREET))
+        street = [_grids(h) for h in community_sizes[i : i + take]]
+        streets.append(street)
+        i += take
+    return streets
+
+
+def _grids(households: int) -> list[int]:
+    n = min(MAX_CHILDREN, max(1, round(households / GRID_HOUSEHOLDS)))
+    base, extra = divmod(households, n)
+    return [base + (1 if j < extra else 0) for j in range(n)]
+
+
+#: Age bands (low, high exclusive, weight) for the people the household rules draw.
+ELDER_BANDS = ((60, 70, 0.55), (70, 80, 0.30), (80, 90, 0.12), (90, 100, 0.03))
+SINGLE_ADULT_BANDS = ((18, 25, 0.18), (25, 35, 0.37), (35, 50, 0.25), (50, 60, 0.20))
+
+
+def _band_age(rng: random.Random, bands: tuple[tuple[int, int, float], ...]) -> int:
+    u = rng.random()
+    for low, high, weight in bands:
+        if u < weight:
+            return low + int(rng.random() * (high - low))
+        u -= weight
+    low, high, _ = bands[-1]
+    return low + int(rng.random() * (high - low))
+
+
+Member = tuple[int, str, bool]
+"""(age in years, sex "M"/"F", carries a surname of their own rather than the family's)."""
+
+
+def _couple(rng: random.Random, husband_age: int) -> list[Member]:
+    wife = max(18, husband_age - int(rng.random() * 5))
+    return [(husband_age, "M", False), (wife, "F", True)]
+
+
+def _sex(rng: random.Random) -> str:
+    return "M" if rng.random() < 0.51 else "F"
+
+
+def _children(rng: random.Random, count: int, oldest_max: int) -> list[Member]:
+    oldest = int(rng.random() * (oldest_max + 1))
+    kids = [(oldest, _sex(rng), False)]
+    for _ in range(count - 1):
+        gap = 1 + int(rng.random() * 7)
+        kids.append((max(0, kids[-1][0] - gap), _sex(rng), False))
+    return kids
+
+
+def _parents_of(rng: random.Random, kids: list[Member]) -> list[Member]:
+    father = min(75, kids[0][0] + 23 + int(rng.random() * 12))
+    return _couple(rng, father)
+
+
+def _grandparents_of(rng: random.Random, father_age: int, count: int) -> list[Member]:
+    elder = min(99, father_age + 24 + int(rng.random() * 10))
+    if count == 2:
+        # The husband's parents: the grandfather carries the family surname.
+        wife = max(18, elder - int(rng.random() * 5))
+        return [(elder, "M", False), (wife, "F", True)]
+    return [(elder, "F" if rng.random() < 0.65 else "M", True)]
+
+
+def compose_household(rng: random.Random, size: int) -> list[Member]:
+    """The members of one household of ``size``: coherent ages and sexes (couples of opposite
+    sex and similar age, children 23–35 years younger than their father, grandparents older
+    again). Tuned so that a province of them matches the census: 0–14 12.1%, 15–59 67.0%,
+    60+ 20.9%, with the elderly living alone 29% of single households."""
+    u = rng.random()
+    if size == 1:
+        if u < 0.29:
+            return [(_band_age(rng, ELDER_BANDS), "F" if rng.random() < 0.62 else "M", False)]
+        return [(_band_age(rng, SINGLE_ADULT_BANDS), "M" if rng.random() < 0.55 else "F", False)]
+    if size == 2:
+        if u < 0.28:
+            return _couple(rng, _band_age(rng, ELDER_BANDS))
+        if u < 0.62:
+            return _couple(rng, 40 + int(rng.random() * 20))
+        if u < 0.85:
+            return _couple(rng, 22 + int(rng.random() * 18))
+        if u < 0.93:
+            kid = _children(rng, 1, 17)
+            return [(kid[0][0] + 23 + int(rng.random() * 12), _sex(rng), False), *kid]
+        adult = 30 + int(rng.random() * 26)
+        return [(adult, _sex(rng), False), *_grandparents_of(rng, adult, 1)]
+    if size == 3:
+        if u < 0.14:
+            elder = _couple(rng, _band_age(rng, ELDER_BANDS))
+            return [*elder, (max(18, elder[0][0] - 24 - int(rng.random() * 12)), _sex(rng), False)]
+        kids = _children(rng, 1, 32)
+        return [*_parents_of(rng, kids), *kids]
+    if size == 4:
+        if u < 0.55:
+            kids = _children(rng, 2, 28)
+            return [*_parents_of(rng, kids), *kids]
+        kids = _children(rng, 1, 16)
+        parents = _parents_of(rng, kids)
+        return [*_grandparents_of(rng, parents[0][0], 1), *parents, *kids]
+    kids = _children(rng, size - 4, 16)
+    parents = _parents_of(rng, kids)
+    return [*_grandparents_of(rng, parents[0][0], 2), *parents, *kids]
+
+
+def special_groups(rng: random.Random, age: int, sex: str, *, alone: bool) -> int:
+    """Special-group bits for one person (低保 is set per household by the caller)."""
+    rand = rng.random
+    flags = 0
+    if alone and age >= 60:
+        flags |= SpecialGroup.living_alone
+    if age >= 80:
+        disabled, bedridden = 0.20, 0.07
+    elif age >= 60:
+        disabled, bedridden = 0.12, 0.015
+    elif age >= 15:
+        disabled, bedridden = 0.045, 0.001
+    else:
+        disabled, bedridden = 0.012, 0.001
+    if rand() < disabled:
+        flags |= SpecialGroup.disabled
+    if rand() < bedridden:
+        flags |= SpecialGroup.bedridden
+    if age >= 20 and rand() < (0.05 if sex == "M" else 0.004):
+        flags |= SpecialGroup.veteran
+    return int(flags)
+
+
+def phone_share(age: int) -> float:
+    """How likely a person of ``age`` has a mobile number on record."""
+    if age < 12:
+        return 0.0
+    if age < 18:
+        return 0.6
+    if age < 70:
+        return 0.97
+    return 0.85 if age < 80 else 0.6
+
+
+# The build -----------------------------------------------------------------------------------
+
+
+def build_province(
+    *, db_session: Session, scale: float, seed: int, progress: Progress | None = None
+) -> ProvinceSummary:
+    """Build the demo province at ``scale`` (1.0 = all 24,073,453 people) from ``seed``, in the
+    caller's transaction. Loads the base regions first if they are missing.
+
+    Refuses a scale outside (0, 1] and a database that already holds persons (the demo
+    province is built into an empty registry, never mixed into a real one).
+    """
+    check_scale(scale)
+    if db_session.execute(select(Person.id).limit(1)).first() is not None:
+        raise Conflict("simulate.population_exists")
+    region_service.load_base_regions(db_session=db_session)
+    plans = district_plans(db_session=db_session, scale=scale, seed=seed)
+    writer = _Writer(db_session, total=sum(p.persons for p in plans), progress=progress)
+    for plan in plans:
+        writer.district(plan, random.Random(f"bastion/province/{seed}/{plan.code}"))
+    writer.finish()
+    by_city: dict[str, int] = {}
+    for plan in plans:
+        by_city[plan.city] = by_city.get(plan.city, 0) + plan.persons
+    return ProvinceSummary(
+        scale=scale,
+        seed=seed,
+        persons=writer.persons,
+        households=writer.households,
+        buildings=writer.buildings,
+        regions=dict(writer.regions),
+        persons_by_city=by_city,
+    )
+
+
+def district_plans(*, db_session: Session, scale: float, seed: int) -> list[DistrictPlan]:
+    """Each city's share of the population (its census figure × ``scale``) split among its
+    districts: the listed ones with seeded weights; a county-level city (梅河口) takes its
+    streets itself; any other city gets one 市辖区 district coded XXYY01."""
+    cities = db_session.execute(
+        select(Region.code, Region.population)
+        .where(Region.parent_code == PROVINCE, Region.level == RegionLevel.city)
+        .order_by(Region.code)
+    ).all()
+    districts: dict[str, list[tuple[str, str]]] = {}
+    for code, parent, name in db_session.execute(
+        select(Region.code, Region.parent_code, Region.name_zh)
+        .where(Region.level == RegionLevel.district)
+        .order_by(Region.code)
+    ):
+        districts.setdefault(parent, []).append((code, name))
+    plans: list[DistrictPlan] = []
+    for city, population in cities:
+        persons = round((population or 0) * scale)
+        listed = districts.get(city, [])
+        if listed:
+            rng = random.Random(f"bastion/province/{seed}/{city}/weights")
+            shares = split(persons, [rng.uniform(0.6, 1.4) for _ in listed])
+            for (code, name), share in zip(listed, shares, strict=True):
+                kind = "county" if name.endswith(("县", "市", "旗")) else "urban"
+                plans.append(DistrictPlan(code=code, city=city, persons=share, kind=kind))
+        elif not city.endswith("00"):
+            plans.append(DistrictPlan(code=city, city=city, persons=persons, kind="county"))
+        else:
+            code = f"{city[:4]}01"
+            row = (code, city, RegionLevel.district.value, "市辖区", "City districts", None)
+            exists = db_session.get(Region, code) is not None
+            plans.append(
+                DistrictPlan(
+                    code=code,
+                    city=city,
+                    persons=persons,
+                    kind="whole_city",
+                    new_region=None if exists else row,
+                )
+            )
+    return plans
+
+
+@dataclass
+class _Pending:
+    buildings: list[tuple[Any, ...]] = field(default_factory=list)
+    households: list[tuple[Any, ...]] = field(default_factory=list)
+    persons: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class _Writer:
+    """Generates districts into bulk writes; holds at most ~FLUSH_PERSONS persons at a time."""
+
+    def __init__(self, session: Session, *, total: int, progress: Progress | None) -> None:
+        self.session = session
+        self.total = total
+        self.progress = progress
+        self.today = clock.today()
+        self.now = clock.now()
+        self.next_building = _next_id(session, Building)
+        self.next_household = _next_id(session, Household)
+        self.persons = self.households = self.buildings = 0
+        self.regions: dict[str, int] = {}
+        self.pending = _Pending()
+        self.picker = names.NamePicker()
+        self.hasher = crypto.hasher()
+
+    # Regions ---------------------------------------------------------------------------------
+
+    def district(self, plan: DistrictPlan, rng: random.Random) -> None:
+        sizes = household_sizes(rng, plan.persons)
+        first = _next_child_number(self.session, plan.code)
+        room = MAX_CHILDREN - first + 1
+        if room < 1:
+            raise Conflict("simulate.codes_exhausted", region=plan.code)
+        tree = plan_tree(rng, len(sizes), max_streets=room)
+        rural_share = RURAL_SHARE[plan.kind]
+        urban_streets = math.ceil(len(tree) * (1 - rural_share))
+        street_stems = names.distinct_stems(rng, len(tree))
+        region_rows: list[tuple[Any, ...]] = []
+        if plan.new_region is not None:
+            region_rows.append(plan.new_region)
+            self._count(RegionLevel.district)
+        layout: list[tuple[str, bool, list[tuple[str, str, list[tuple[str, int]]]]]] = []
+        for s, communities in enumerate(tree):
+            number = first + s
+            street = f"{plan.code}{number:03d}"
+            rural = s >= urban_streets
+            zh, en = ("镇", "Town") if rural else ("街道", "Street")
+            region_rows.append(
+                (street, plan.code, "street", f"{street_stems[s]}{zh}", f"{en} {number}", None)
+            )
+            self._count(RegionLevel.street)
+            community_stems = names.distinct_stems(rng, len(communities))
+            laid: list[tuple[str, str, list[tuple[str, int]]]] = []
+            for c, grids in enumerate(communities, start=1):
+                community = f"{street}{c:03d}"
+                zh, en = ("村", "Village") if rural else ("社区", "Community")
+                stem = community_stems[c - 1]
+                region_rows.append(
+                    (community, street, "community", f"{stem}{zh}", f"{en} {c}", None)
+                )
+                self._count(RegionLevel.community)
+                grid_codes: list[tuple[str, int]] = []
+                for g, households in enumerate(grids, start=1):
+                    grid = f"{community}{g:03d}"
+                    region_rows.append((grid, community, "grid", f"第{g}网格", f"Grid {g}", None))
+                    self._count(RegionLevel.grid)
+                    grid_codes.append((grid, households))
+                laid.append((community, f"{stem}{zh}", grid_codes))
+            layout.append((street, rural, laid))
+        bulk_insert(self.session, Region, REGION_COLUMNS, region_rows)
+
+        people = _People(self, plan, rng)
+        cursor = 0
+        for _street, rural, laid in layout:
+            for _community, community_name, grid_codes in laid:
+                numbering = _Addresses(rng, community_name, rural=rural)
+                for grid, count in grid_codes:
+                    people.grid(grid, sizes[cursor : cursor + count], numbering)
+                    cursor += count
+                if len(self.pending.persons) >= FLUSH_PERSONS:
+                    self.flush()
+        self.flush()
+
+    def _count(self, level: RegionLevel) -> None:
+        self.regions[level.value] = self.regions.get(level.value, 0) + 1
+
+    # Writes ----------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        p = self.pending
+        if p.buildings:
+            self.buildings += bulk_insert(self.session, Building, BUILDING_COLUMNS, p.buildings)
+        if p.households:
+            self.households += bulk_insert(
+                self.session, Household, HOUSEHOLD_COLUMNS, p.households
+            )
+        if p.persons:
+            self.persons += bulk_insert(self.session, Person, PERSON_COLUMNS, p.persons)
+        self.pending = _Pending()
+        if self.progress is not None:
+            self.progress(self.persons, self.total)
+
+    def finish(self) -> None:
+        self.flush()
+        if is_postgres(self.session):
+            # Ids were given explicitly, which leaves the serial sequences behind: move them
+            # past the new rows so the next ordinary insert does not collide.
+            for table in ("households", "buildings"):
+                self.session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - our table names
+                        f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
+                    )
+                )
+
+
+def _next_id(session: Session, model: type[Building] | type[Household]) -> int:
+    current = session.execute(select(func.max(model.id))).scalar_one_or_none()
+    return (current or 0) + 1
+
+
+def _next_child_number(session: Session, district: str) -> int:
+    """The first free three-digit street number under ``district`` (regions added by hand
+    before the build keep their codes)."""
+    last = session.execute(
+        select(func.max(Region.code)).where(
+            Region.parent_code == district, func.length(Region.code) == 9
+        )
+    ).scalar_one_or_none()
+    return int(last[-3:]) + 1 if last else 1
+
+
+class _Addresses:
+    """Buildings of one community, numbered across its grids so no address repeats: urban
+    compounds (「新华路12号3栋2单元501」) or village groups (「新华村3组27号」)."""
+
+    def __init__(self, rng: random.Random, community_name: str, *, rural: bool) -> None:
+        self.rng = rng
+        self.rural = rural
+        self.village = community_name
+        stem = names.PLACE_STEMS[int(rng.random() * len(names.PLACE_STEMS))]
+        suffix = names.ROAD_SUFFIXES[int(rng.random() * len(names.ROAD_SUFFIXES))]
+        self.road = f"{stem}{suffix}"
+        self.number = 1 + int(rng.random() * 40)
+        self.building = 0
+
+    def next_grid(self) -> None:
+        """Each urban grid is its own compound: the next odd number along the road, its
+        buildings numbered from 1 again."""
+        self.number += 2 + 2 * int(self.rng.random() * 5)
+        self.building = 0
+
+    def building_slots(self) -> tuple[str, str, list[tuple[str, str]]]:
+        """The next building: its name, its address, and its (household number, address)s."""
+        self.building += 1
+        b = self.building
+        rand = self.rng.random
+        if self.rural:
+            name = f"{b}组"
+            address = f"{self.village}{b}组"
+            count = 20 + int(rand() * 41)
+            return name, address, [(f"{b}-{h}", f"{address}{h}号") for h in range(1, count + 1)]
+        name = f"{b}栋"
+        address = f"{self.road}{self.number}号{b}栋"
+        units = 2 + int(rand() * 3)
+        floors = 5 + int(rand() * 3)
+        slots = [
+            (f"{b}-{u}-{f}0{d}", f"{address}{u}单元{f}0{d}")
+            for u in range(1, units + 1)
+            for f in range(1, floors + 1)
+            for d in (1, 2)
+        ]
+        return name, address, slots
+
+
+class _People:
+    """Fills grids with buildings, households and persons for one district."""
+
+    def __init__(self, writer: _Writer, plan: DistrictPlan, rng: random.Random) -> None:
+        self.w = writer
+        self.rng = rng
+        self.region6 = plan.code
+        self.korean_share = KOREAN_SHARE.get(plan.city, KOREAN_SHARE_ELSEWHERE)
+        # Resident ID numbers are unique by (district, birth date, sequence): counting the
+        # sequences used per birth date and sex within the district is enough, and the
+        # counter is dropped with the district.
+        self.used: dict[int, int] = {}
+
+    def grid(self, grid: str, sizes: list[int], numbering: _Addresses) -> None:
+        w, rng, pending = self.w, self.rng, self.w.pending
+        rand = rng.random
+        getrandbits = rng.getrandbits
+        picker = w.picker
+        today_ord = w.today.toordinal()
+        now = w.now
+        region6 = self.region6
+        used = self.used
+        base_hash = w.hasher
+        encrypt = crypto.encrypt
+        resident_id = IdType.resident_id.value
+        low_income_bit = int(SpecialGroup.low_income)
+        if not numbering.rural:
+            numbering.next_grid()
+        slots: list[tuple[str, str]] = []
+        building_id = 0
+        for size in sizes:
+            if not slots:
+                name, address, slots = numbering.building_slots()
+                slots.reverse()  # pop() from the end hands them out in order
+                building_id = w.next_building
+                w.next_building += 1
+                pending.buildings.append((building_id, grid, name, address))
+            household_no, address = slots.pop()
+            household_id = w.next_household
+            w.next_household += 1
+            pending.households.append((household_id, grid, household_no, building_id, address))
+            korean = rand() < self.korean_share
+            low_income = low_income_bit if rand() < LOW_INCOME_HOUSEHOLDS else 0
+            family = picker.surname(rng, korean=korean)
+            alone = size == 1
+            for age, sex, own_surname in compose_household(rng, size):
+                born_ord = today_ord - int((age + rand()) * 365.2425)
+                key = born_ord * 2 + (sex == "M")
+                while used.get(key, 0) >= 499:
+                    # 499 sequences of one sex per birth date are taken here: a day older.
+                    born_ord -= 1
+                    key -= 2
+                k = used.get(key, 0)
+                used[key] = k + 1
+                born = date.fromordinal(born_ord)
+                number = make_resident_id(region6, born, 2 * k + 1 if sex == "M" else 2 * k + 2)
+                h = base_hash.copy()
+                h.update(number.encode())
+                surname = picker.surname(rng, korean=korean) if own_surname else family
+                pending.persons.append(
+                    (
+                        f"{getrandbits(96):024x}",
+                        surname + picker.given(rng, sex, born.year, korean=korean),
+                        resident_id,
+                        encrypt(number),
+                        h.hexdigest(),
+                        mask_id(number),
+                        sex,
+                        born,
+                        names.mobile(rng) if rand() < phone_share(age) else None,
+                        grid,
+                        household_id,
+                        address,
+                        special_groups(rng, age, sex, alone=alone) | low_income,
+                        now,
+                        now,
+                    )
+                )

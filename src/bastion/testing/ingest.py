@@ -1,0 +1,522 @@
+"""The one bulk path for sampling scans: live API batches and file imports both land here.
+
+A scan binds a person (personal token or ID number) to a tube barcode at a time. Scans are
+checked in two stages:
+
+1. row by row in Python, for what a row alone can tell (barcode shape, ID check character, time,
+   round and site known and open, pool size allowed for the site's zone);
+2. set-based in SQL, a chunk at a time, for what needs the record (the person exists, is not
+   already sampled in this round, the tube belongs to this round and site, is open, and is not
+   over its pool size).
+
+Refused rows are reported with their row number, field and reason; good rows land; a batch
+re-sent under the same idempotency key replays its first answer and changes nothing, and a scan
+already recorded in the same tube counts as unchanged, so a re-imported file is harmless too.
+Memory stays flat: scans stream through fixed-size chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, text
+from sqlalchemy.orm import Session
+
+from bastion.core import clock, crypto
+from bastion.core.auth import Perm, Principal
+from bastion.core.db import bulk_insert, is_postgres
+from bastion.core.errors import FieldProblem, NotFound
+from bastion.registry.idnumber import IdNumberError, parse_resident_id
+from bastion.testing import rules
+from bastion.testing import service as testing_service
+from bastion.testing.enums import TubeKind
+from bastion.testing.models import Round, ScanBatch, Site, SiteGrid
+
+TOKEN_RE = re.compile(r"^[0-9a-f]{24}$")
+CLOCK_SKEW = timedelta(minutes=10)
+CHUNK = 50_000
+MAX_REPORTED = 1_000
+
+#: What each SQL verdict means for the sender: (field, message key), or None for accepted.
+VERDICTS: dict[str, tuple[str, str] | None] = {
+    "ok": None,
+    "unchanged": None,
+    "duplicate": None,
+    "unknown_person": ("person", "scan.unknown_person"),
+    "tube_other_round": ("tube", "scan.tube_other_round"),
+    "tube_other_site": ("tube", "scan.tube_other_site"),
+    "tube_closed": ("tube", "scan.tube_closed"),
+    "already_sampled": ("person", "scan.already_sampled"),
+    "person_twice": ("person", "scan.person_twice"),
+    "tube_full": ("tube", "scan.tube_full"),
+}
+
+
+@dataclass(frozen=True)
+class RawScan:
+    """A scan as it arrived: every field still text (or a datetime from the API)."""
+
+    row: int
+    round: str
+    site: str
+    tube: str
+    person: str
+    scanned_at: str | datetime
+    kind: str = TubeKind.pooled.value
+    capacity: int | None = None
+
+
+@dataclass
+class IngestReport:
+    key: str
+    accepted: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    flagged: int = 0
+    replayed: bool = False
+    problems: list[FieldProblem] = field(default_factory=list)
+    flags: list[FieldProblem] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        def dump(items: list[FieldProblem]) -> list[dict[str, Any]]:
+            return [
+                {"row": p.row, "field": p.field, "reason": p.reason, "params": p.params}
+                for p in items
+            ]
+
+        return json.dumps(
+            {
+                "accepted": self.accepted,
+                "unchanged": self.unchanged,
+                "refused": self.refused,
+                "flagged": self.flagged,
+                "problems": dump(self.problems),
+                "flags": dump(self.flags),
+            },
+            ensure_ascii=False,
+            default=str,
+        )
+
+    @classmethod
+    def from_batch(cls, batch: ScanBatch) -> IngestReport:
+        data = json.loads(batch.report)
+
+        def load(items: list[dict[str, Any]]) -> list[FieldProblem]:
+            return [
+                FieldProblem(i["field"], i["reason"], i.get("params") or {}, i["row"])
+                for i in items
+            ]
+
+        return cls(
+            key=batch.key,
+            accepted=data["accepted"],
+            unchanged=data["unchanged"],
+            refused=data["refused"],
+            flagged=data["flagged"],
+            replayed=True,
+            problems=load(data["problems"]),
+            flags=load(data["flags"]),
+        )
+
+    def refuse(self, problem: FieldProblem) -> None:
+        self.refused += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(problem)
+
+
+@dataclass(frozen=True)
+class _SiteInRound:
+    site: Site
+    capacity: int
+    has_grids: bool
+
+
+class _Context:
+    """Rounds and sites met so far in a batch, looked up once each."""
+
+    def __init__(self, db_session: Session, principal: Principal) -> None:
+        self.db = db_session
+        self.principal = principal
+        self.rounds: dict[str, Round | FieldProblem] = {}
+        self.sites: dict[tuple[int, str], _SiteInRound | FieldProblem] = {}
+        self.now = clock.now()
+
+    def round(self, ref: str, row: int) -> Round | FieldProblem:
+        if ref not in self.rounds:
+            try:
+                rnd = testing_service.get_round(
+                    db_session=self.db, principal=self.principal, ref=ref
+                )
+            except NotFound:
+                self.rounds[ref] = FieldProblem("round", "scan.unknown_round", {"value": ref})
+            else:
+                self.rounds[ref] = (
+                    rnd
+                    if rnd.status == "open"
+                    else FieldProblem("round", "scan.round_closed", {"value": ref})
+                )
+        found = self.rounds[ref]
+        return (
+            found
+            if isinstance(found, Round)
+            else FieldProblem(found.field, found.reason, found.params, row)
+        )
+
+    def site(self, rnd: Round, code: str, row: int) -> _SiteInRound | FieldProblem:
+        key = (rnd.id, code)
+        if key not in self.sites:
+            site = self.db.execute(select(Site).where(Site.code == code)).scalar_one_or_none()
+            if site is None or not site.active:
+                self.sites[key] = FieldProblem("site", "scan.unknown_site", {"value": code})
+            elif not self.principal.scope.contains(site.region_code):
+                self.sites[key] = FieldProblem(
+                    "site", "error.region_outside", {"region": site.region_code}
+                )
+            else:
+                on = clock.to_local(max(rnd.starts_at, min(self.now, rnd.deadline_at))).date()
+                capacity = testing_service.planned_capacity(
+                    db_session=self.db, rnd=rnd, region_code=site.region_code, on=on
+                )
+                has_grids = (
+                    self.db.execute(
+                        select(SiteGrid.site_id).where(SiteGrid.site_id == site.id).limit(1)
+                    ).first()
+                    is not None
+                )
+                self.sites[key] = _SiteInRound(site, capacity, has_grids)
+        found = self.sites[key]
+        return (
+            found
+            if isinstance(found, _SiteInRound)
+            else FieldProblem(found.field, found.reason, found.params, row)
+        )
+
+
+def _parse_time(value: str | datetime) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        # Scanners record local wall-clock time; an offset-less time is read in the deployment's
+        # zone (Asia/Shanghai by default), as the people at the site meant it.
+        moment = moment.replace(tzinfo=clock.local_tz())
+    return moment
+
+
+def _person_key(raw: str, row: int) -> tuple[str | None, str | None] | FieldProblem:
+    """(token, None) or (None, id_hash) for a person code; a problem if it is neither."""
+    value = raw.strip()
+    if TOKEN_RE.match(value):
+        return value, None
+    if len(value) == 18 and value[:17].isdigit():
+        try:
+            parsed = parse_resident_id(value, today=clock.today())
+        except IdNumberError as err:
+            return FieldProblem("person", err.reason, dict(err.params), row)
+        return None, crypto.lookup_hash(parsed.number)
+    return FieldProblem("person", "scan.bad_person_code", {}, row)
+
+
+def _check_row(ctx: _Context, scan: RawScan) -> tuple[Any, ...] | FieldProblem:
+    """The staging tuple for a scan, or the first problem a row alone shows."""
+    rnd = ctx.round(str(scan.round).strip(), scan.row)
+    if isinstance(rnd, FieldProblem):
+        return rnd
+    site = ctx.site(rnd, str(scan.site).strip(), scan.row)
+    if isinstance(site, FieldProblem):
+        return site
+    barcode = rules.normalise_barcode(str(scan.tube))
+    if not rules.is_valid_barcode(barcode):
+        return FieldProblem("tube", "scan.bad_barcode", {"value": barcode[:40]}, scan.row)
+    person = _person_key(str(scan.person), scan.row)
+    if isinstance(person, FieldProblem):
+        return person
+    moment = _parse_time(scan.scanned_at)
+    if moment is None:
+        return FieldProblem(
+            "scanned_at", "field.bad_datetime", {"value": str(scan.scanned_at)[:40]}, scan.row
+        )
+    if moment > ctx.now + CLOCK_SKEW:
+        return FieldProblem("scanned_at", "scan.in_future", {}, scan.row)
+    if moment < rnd.starts_at:
+        return FieldProblem("scanned_at", "scan.before_round", {}, scan.row)
+    kind = (scan.kind or TubeKind.pooled.value).strip().lower()
+    if kind not in TubeKind.__members__:
+        return FieldProblem("kind", "scan.bad_kind", {"value": kind}, scan.row)
+    if kind in (TubeKind.single, TubeKind.retest):
+        capacity = 1
+    elif scan.capacity is None:
+        capacity = site.capacity
+    else:
+        capacity = scan.capacity
+        if not 1 <= capacity <= 20:
+            return FieldProblem("capacity", "field.out_of_range", {"min": 1, "max": 20}, scan.row)
+        if capacity > site.capacity:
+            return FieldProblem("capacity", "scan.pool_too_large", {"max": site.capacity}, scan.row)
+    if capacity == 1 and kind == TubeKind.pooled:
+        kind = TubeKind.single.value
+    token, id_hash = person
+    return (
+        scan.row,
+        rnd.id,
+        site.site.id,
+        site.site.region_code,
+        barcode,
+        token,
+        id_hash,
+        moment,
+        kind,
+        capacity,
+        kind == TubeKind.retest,
+        site.has_grids,
+    )
+
+
+STAGE_COLUMNS = [
+    "row_no",
+    "round_id",
+    "site_id",
+    "site_region",
+    "barcode",
+    "person_token",
+    "id_hash",
+    "scanned_at",
+    "kind",
+    "capacity",
+    "retest",
+    "has_grids",
+]
+
+
+def _create_temp_tables(db_session: Session) -> None:
+    ts = "TIMESTAMP WITH TIME ZONE" if is_postgres(db_session) else "DATETIME"
+    boolean = "BOOLEAN"
+    for ddl in (
+        f"""CREATE TEMPORARY TABLE IF NOT EXISTS scan_stage (
+            row_no BIGINT, round_id INTEGER, site_id INTEGER, site_region VARCHAR(15),
+            barcode VARCHAR(24), person_token VARCHAR(32), id_hash VARCHAR(64), scanned_at {ts},
+            kind VARCHAR(16), capacity SMALLINT, retest {boolean}, has_grids {boolean})""",
+        f"""CREATE TEMPORARY TABLE IF NOT EXISTS scan_verdict (
+            row_no BIGINT, round_id INTEGER, site_id INTEGER, site_region VARCHAR(15),
+            barcode VARCHAR(24), kind VARCHAR(16), capacity SMALLINT, retest {boolean},
+            scanned_at {ts}, person_id BIGINT, home VARCHAR(15), tube_id BIGINT,
+            position INTEGER, off_grid {boolean}, verdict VARCHAR(24))""",
+    ):
+        db_session.execute(text(ddl))
+
+
+def _clear_temp_tables(db_session: Session) -> None:
+    for table in ("scan_stage", "scan_verdict"):
+        db_session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+
+
+CLASSIFY = """
+WITH resolved AS (
+    SELECT s.*,
+           COALESCE(pt.id, ph.id) AS person_id,
+           COALESCE(pt.region_code, ph.region_code) AS home
+    FROM scan_stage s
+    LEFT JOIN persons pt ON s.person_token IS NOT NULL AND pt.token = s.person_token
+    LEFT JOIN persons ph ON s.id_hash IS NOT NULL AND ph.id_hash = s.id_hash
+),
+tubed AS (
+    SELECT r.*,
+           t.id AS tube_id, t.round_id AS tube_round, t.site_id AS tube_site,
+           t.state AS tube_state,
+           COALESCE(t.capacity, r.capacity) AS cap,
+           COALESCE(t.member_count, 0) AS filled,
+           m.tube_id AS prior_tube,
+           ROW_NUMBER() OVER (
+               PARTITION BY r.round_id, r.person_id, r.retest ORDER BY r.scanned_at, r.row_no
+           ) AS person_rank,
+           FIRST_VALUE(r.barcode) OVER (
+               PARTITION BY r.round_id, r.person_id, r.retest ORDER BY r.scanned_at, r.row_no
+           ) AS first_barcode
+    FROM resolved r
+    LEFT JOIN tubes t ON t.barcode = r.barcode
+    LEFT JOIN tube_members m
+           ON NOT r.retest AND m.round_id = r.round_id AND m.person_id = r.person_id
+          AND NOT m.retest
+),
+judged AS (
+    SELECT tubed.*,
+           CASE
+               WHEN person_id IS NULL THEN 'unknown_person'
+               WHEN tube_id IS NOT NULL AND tube_round <> round_id THEN 'tube_other_round'
+               WHEN tube_id IS NOT NULL AND tube_site <> site_id THEN 'tube_other_site'
+               WHEN prior_tube IS NOT NULL AND prior_tube = tube_id THEN 'unchanged'
+               WHEN prior_tube IS NOT NULL THEN 'already_sampled'
+               WHEN NOT retest AND person_rank > 1 AND first_barcode = barcode THEN 'duplicate'
+               WHEN NOT retest AND person_rank > 1 THEN 'person_twice'
+               WHEN tube_id IS NOT NULL AND tube_state <> 'open' THEN 'tube_closed'
+               ELSE 'ok'
+           END AS verdict0
+    FROM tubed
+),
+placed AS (
+    SELECT judged.*,
+           filled + ROW_NUMBER() OVER (
+               PARTITION BY barcode, verdict0 ORDER BY scanned_at, row_no
+           ) AS pos
+    FROM judged
+)
+INSERT INTO scan_verdict (row_no, round_id, site_id, site_region, barcode, kind, capacity,
+                          retest, scanned_at, person_id, home, tube_id, position, off_grid,
+                          verdict)
+SELECT p.row_no, p.round_id, p.site_id, p.site_region, p.barcode, p.kind, p.cap, p.retest,
+       p.scanned_at, p.person_id, p.home, p.tube_id, p.pos,
+       p.has_grids AND NOT EXISTS (
+           SELECT 1 FROM sampling_site_grids g
+           WHERE g.site_id = p.site_id AND g.region_code = p.home
+       ),
+       CASE WHEN p.verdict0 = 'ok' AND p.pos > p.cap THEN 'tube_full' ELSE p.verdict0 END
+FROM placed p
+"""
+
+LOCK_TUBES = """
+SELECT t.id FROM tubes t
+WHERE t.barcode IN (SELECT DISTINCT barcode FROM scan_stage)
+ORDER BY t.id
+FOR UPDATE
+"""
+
+CREATE_TUBES = """
+INSERT INTO tubes (barcode, round_id, site_id, region_code, kind, capacity, member_count, state,
+                   first_scan_at)
+SELECT barcode, MIN(round_id), MIN(site_id), MIN(site_region), MIN(kind), MIN(capacity), 0,
+       'open', MIN(scanned_at)
+FROM scan_verdict
+WHERE verdict = 'ok' AND tube_id IS NULL
+GROUP BY barcode
+"""
+
+INSERT_MEMBERS = """
+INSERT INTO tube_members (round_id, tube_id, person_id, position, scanned_at, region_code,
+                          off_grid, retest, batch_id)
+SELECT v.round_id, t.id, v.person_id, v.position, v.scanned_at, v.home, v.off_grid, v.retest,
+       :batch_id
+FROM scan_verdict v
+JOIN tubes t ON t.barcode = v.barcode
+WHERE v.verdict = 'ok'
+"""
+
+COUNT_MEMBERS = """
+UPDATE tubes SET member_count = tubes.member_count + c.n
+FROM (SELECT barcode, COUNT(*) AS n FROM scan_verdict WHERE verdict = 'ok' GROUP BY barcode) AS c
+WHERE tubes.barcode = c.barcode
+"""
+
+OUTCOMES = """
+SELECT row_no, verdict, off_grid, capacity
+FROM scan_verdict
+WHERE verdict <> 'ok' OR off_grid
+ORDER BY row_no
+"""
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def ingest_scans(
+    *,
+    db_session: Session,
+    principal: Principal,
+    key: str,
+    source: str,
+    scans: Iterable[RawScan],
+    chunk: int = CHUNK,
+) -> IngestReport:
+    """Record a batch of scans under the idempotency ``key``; see the module docstring for what
+    is refused. Runs in the caller's transaction; a concurrent writer touching the same tubes or
+    people makes this raise IntegrityError, and the edge retries the whole batch once."""
+    principal.require(Perm.scans_write)
+    existing = db_session.execute(
+        select(ScanBatch).where(ScanBatch.key == key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return IngestReport.from_batch(existing)
+    batch = ScanBatch(
+        key=key,
+        source=source,
+        actor=principal.username,
+        received_at=clock.now(),
+        accepted=0,
+        refused=0,
+        flagged=0,
+        report="{}",
+    )
+    db_session.add(batch)
+    db_session.flush()
+    report = IngestReport(key=key)
+    ctx = _Context(db_session, principal)
+    _create_temp_tables(db_session)
+    postgres = is_postgres(db_session)
+    round_ids: set[int] = set()
+    for part in _chunks(scans, chunk):
+        staged: list[tuple[Any, ...]] = []
+        for scan in part:
+            checked = _check_row(ctx, scan)
+            if isinstance(checked, FieldProblem):
+                report.refuse(checked)
+            else:
+                staged.append(checked)
+                round_ids.add(checked[1])
+        if staged:
+            _land_chunk(db_session, staged, batch.id, report, postgres=postgres)
+    report.problems.sort(key=lambda p: p.row or 0)
+    batch.round_id = min(round_ids) if round_ids else None
+    batch.accepted = report.accepted
+    batch.refused = report.refused
+    batch.flagged = report.flagged
+    batch.report = report.to_json()
+    db_session.flush()
+    return report
+
+
+def _land_chunk(
+    db_session: Session,
+    staged: list[tuple[Any, ...]],
+    batch_id: int,
+    report: IngestReport,
+    *,
+    postgres: bool,
+) -> None:
+    bulk_insert(db_session, "scan_stage", STAGE_COLUMNS, staged)
+    if postgres:
+        # Lock the tubes this chunk touches: two sites' batches adding to one tube at once would
+        # otherwise compute the same next positions (the unique (tube, position) index would then
+        # refuse the second writer; SQLite's single writer needs no lock).
+        db_session.execute(text(LOCK_TUBES))
+    db_session.execute(text(CLASSIFY))
+    db_session.execute(text(CREATE_TUBES))
+    inserted = cast(
+        CursorResult[Any], db_session.execute(text(INSERT_MEMBERS), {"batch_id": batch_id})
+    )
+    db_session.execute(text(COUNT_MEMBERS))
+    report.accepted += max(inserted.rowcount or 0, 0)
+    for row_no, verdict, off_grid, capacity in db_session.execute(text(OUTCOMES)):
+        meaning = VERDICTS.get(verdict)
+        if verdict in ("unchanged", "duplicate"):
+            report.unchanged += 1
+        elif meaning is not None:
+            params = {"max": capacity} if verdict == "tube_full" else {}
+            report.refuse(FieldProblem(meaning[0], meaning[1], params, row_no))
+            continue
+        if off_grid and verdict == "ok":
+            report.flagged += 1
+            if len(report.flags) < MAX_REPORTED:
+                report.flags.append(FieldProblem("person", "scan.off_grid", {}, row_no))
+    _clear_temp_tables(db_session)

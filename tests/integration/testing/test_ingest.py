@@ -1,0 +1,248 @@
+"""Binding people to tubes through the one bulk path: what lands, what is refused, and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bastion.core import clock, crypto
+from bastion.core.auth import system_principal
+from bastion.testing import ingest
+from bastion.testing.ingest import RawScan
+from bastion.testing.models import ScanBatch, Tube, TubeMember
+from tests.support import factories
+from tests.support.world import CHANGYI_GRID, NANGUAN_GRID_2
+
+START = datetime(2022, 3, 25, 0, 0, tzinfo=UTC)
+NOW = START + timedelta(hours=6)
+
+
+@pytest.fixture(autouse=True)
+def _frozen():
+    with clock.frozen(NOW):
+        yield
+
+
+@pytest.fixture
+def setup(db):
+    rnd = factories.round_(db, starts_at=START)
+    site = factories.site(db)
+    people = [factories.person(db) for _ in range(12)]
+    return rnd, site, people
+
+
+def scans(rnd, site, tube, people, *, start_row=1, at=None):
+    at = at or (START + timedelta(hours=1))
+    return [
+        RawScan(
+            row=start_row + i,
+            round=rnd.code,
+            site=site.code,
+            tube=tube,
+            person=p.token,
+            scanned_at=at + timedelta(seconds=i),
+        )
+        for i, p in enumerate(people)
+    ]
+
+
+def run(db, batch, key="batch-0001", principal=None):
+    return ingest.ingest_scans(
+        db_session=db,
+        principal=principal or system_principal(),
+        key=key,
+        source="test",
+        scans=batch,
+    )
+
+
+def members_of(db, barcode):
+    tube = db.execute(select(Tube).where(Tube.barcode == barcode)).scalar_one()
+    rows = (
+        db.execute(
+            select(TubeMember).where(TubeMember.tube_id == tube.id).order_by(TubeMember.position)
+        )
+        .scalars()
+        .all()
+    )
+    return tube, rows
+
+
+def test_a_tube_of_ten_lands_in_scan_order(db, setup):
+    rnd, site, people = setup
+    report = run(db, scans(rnd, site, "TB00000001", people[:10]))
+    assert (report.accepted, report.refused, report.unchanged) == (10, 0, 0)
+    tube, rows = members_of(db, "TB00000001")
+    assert tube.member_count == 10
+    assert tube.capacity == 10
+    assert [m.person_id for m in rows] == [p.id for p in people[:10]]
+    assert [m.position for m in rows] == list(range(1, 11))
+
+
+def test_the_eleventh_person_in_a_ten_tube_is_refused_with_its_row(db, setup):
+    rnd, site, people = setup
+    report = run(db, scans(rnd, site, "TB00000002", people[:11]))
+    assert report.accepted == 10
+    assert report.refused == 1
+    (problem,) = report.problems
+    assert (problem.row, problem.field, problem.reason) == (11, "tube", "scan.tube_full")
+
+
+def test_a_resent_batch_changes_nothing_and_gets_the_same_answer(db, setup):
+    rnd, site, people = setup
+    first = run(db, scans(rnd, site, "TB00000003", people[:5]), key="same-key-1")
+    again = run(db, scans(rnd, site, "TB00000003", people[:5]), key="same-key-1")
+    assert again.replayed
+    assert again.accepted == first.accepted == 5
+    assert db.execute(select(func.count()).select_from(TubeMember)).scalar_one() == 5
+    assert db.execute(select(func.count()).select_from(ScanBatch)).scalar_one() == 1
+
+
+def test_the_same_scans_under_a_new_key_count_as_unchanged(db, setup):
+    rnd, site, people = setup
+    run(db, scans(rnd, site, "TB00000004", people[:5]), key="file-import-a")
+    again = run(db, scans(rnd, site, "TB00000004", people[:5]), key="file-import-b")
+    assert (again.accepted, again.unchanged, again.refused) == (0, 5, 0)
+    tube, rows = members_of(db, "TB00000004")
+    assert tube.member_count == 5
+
+
+def test_a_person_already_sampled_in_the_round_is_refused_in_another_tube(db, setup):
+    rnd, site, people = setup
+    run(db, scans(rnd, site, "TB00000005", people[:3]), key="k-aaaaaaa1")
+    report = run(db, scans(rnd, site, "TB00000006", people[2:4]), key="k-aaaaaaa2")
+    assert report.accepted == 1
+    assert [(p.row, p.field, p.reason) for p in report.problems] == [
+        (1, "person", "scan.already_sampled")
+    ]
+
+
+def test_the_same_person_twice_in_one_batch_keeps_the_first(db, setup):
+    rnd, site, people = setup
+    batch = scans(rnd, site, "TB00000007", people[:2]) + scans(
+        rnd, site, "TB00000008", people[:1], start_row=3
+    )
+    report = run(db, batch)
+    assert report.accepted == 2
+    assert [(p.row, p.reason) for p in report.problems] == [(3, "scan.person_twice")]
+
+
+def test_a_double_beep_into_the_same_tube_is_harmless(db, setup):
+    rnd, site, people = setup
+    batch = scans(rnd, site, "TB00000009", [people[0], people[0], people[1]])
+    report = run(db, batch)
+    assert (report.accepted, report.unchanged, report.refused) == (2, 1, 0)
+
+
+def test_people_can_be_named_by_id_number(db, setup):
+    rnd, site, people = setup
+    number = crypto.decrypt(people[0].id_cipher)
+    batch = [
+        RawScan(
+            row=1,
+            round=rnd.code,
+            site=site.code,
+            tube="TB00000010",
+            person=number,
+            scanned_at=START + timedelta(hours=2),
+        )
+    ]
+    assert run(db, batch).accepted == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"tube": "bad code!"}, "tube", "scan.bad_barcode"),
+        ({"person": "220102198005170010"}, "person", "id.bad_check_char"),
+        ({"person": "ffffffffffffffffffffffff"}, "person", "scan.unknown_person"),
+        ({"person": "someone"}, "person", "scan.bad_person_code"),
+        ({"round": "NO-SUCH-ROUND"}, "round", "scan.unknown_round"),
+        ({"site": "NO-SUCH-SITE"}, "site", "scan.unknown_site"),
+        ({"scanned_at": "yesterday"}, "scanned_at", "field.bad_datetime"),
+        ({"scanned_at": "2022-03-26T12:00:00+08:00"}, "scanned_at", "scan.in_future"),
+        ({"scanned_at": "2022-03-24T12:00:00+08:00"}, "scanned_at", "scan.before_round"),
+        ({"kind": "quantum"}, "kind", "scan.bad_kind"),
+        ({"capacity": 20}, "capacity", "scan.pool_too_large"),
+        ({"capacity": 0}, "capacity", "field.out_of_range"),
+    ],
+)
+def test_each_bad_scan_is_refused_with_its_field_and_the_good_rows_land(
+    db, setup, change, field, reason
+):
+    rnd, site, people = setup
+    good = scans(rnd, site, "TB00000011", people[:2])
+    bad = RawScan(
+        **{**scans(rnd, site, "TB00000012", people[2:3], start_row=3)[0].__dict__, **change}
+    )
+    report = run(db, [*good, bad])
+    assert report.accepted == 2
+    assert [(p.row, p.field, p.reason) for p in report.problems] == [(3, field, reason)]
+
+
+def test_a_person_sampled_outside_their_grid_is_accepted_and_flagged(db, setup):
+    rnd, site, _ = setup
+    stranger = factories.person(db, region_code=NANGUAN_GRID_2)
+    report = run(db, scans(rnd, site, "TB00000013", [stranger]))
+    assert (report.accepted, report.flagged) == (1, 1)
+    _, (member,) = members_of(db, "TB00000013")
+    assert member.off_grid
+
+
+def test_a_sampler_cannot_scan_at_a_site_outside_their_region(db, setup, principal):
+    rnd, site, people = setup
+    report = run(
+        db, scans(rnd, site, "TB00000014", people[:1]), principal=principal("sampler", "out")
+    )
+    assert report.accepted == 0
+    assert report.problems[0].reason in ("error.region_outside", "scan.unknown_round")
+
+
+def test_lockdown_zones_get_single_tubes(db, setup):
+    from bastion.regions import service as region_service
+
+    rnd, site, people = setup
+    region_service.designate_zone(
+        db_session=db,
+        principal=system_principal(),
+        region_code="220102001",
+        kind="lockdown",
+        starts_on=START.date(),
+        reason="outbreak cluster",
+    )
+    locked_site = factories.site(db, code="SITE-LOCK")
+    report = run(db, scans(rnd, locked_site, "TB00000015", people[:2]))
+    assert report.accepted == 1
+    assert report.problems[0].reason == "scan.tube_full"
+
+
+def test_a_tube_belongs_to_one_round(db, setup):
+    rnd, site, people = setup
+    other = factories.round_(db, code="R-TEST-2", starts_at=START)
+    run(db, scans(rnd, site, "TB00000016", people[:1]), key="k-round-one")
+    report = run(db, scans(other, site, "TB00000016", people[1:2]), key="k-round-two")
+    assert report.problems[0].reason == "scan.tube_other_round"
+
+
+def test_nothing_is_written_for_a_batch_of_only_bad_rows(db, setup):
+    rnd, site, _ = setup
+    stranger = factories.person(db, region_code=CHANGYI_GRID)
+    before = db.execute(select(func.count()).select_from(Tube)).scalar_one()
+    report = run(
+        db,
+        [
+            RawScan(
+                row=1,
+                round=rnd.code,
+                site=site.code,
+                tube="TB00000017",
+                person="ffffffffffffffffffffffff",
+                scanned_at=NOW,
+            )
+        ],
+    )
+    assert report.refused == 1
+    assert db.execute(select(func.count()).select_from(Tube)).scalar_one() == before
+    assert stranger.id
