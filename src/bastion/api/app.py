@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bastion import __version__
 from bastion.api import errors
-from bastion.api.v1 import auth, regions, registry, users
+from bastion.api.v1 import auth, coverage, pools, regions, registry, testing, transport, users
 from bastion.core.db import session_factory
 
 
@@ -33,6 +33,10 @@ def create_app(factory: sessionmaker[Session] | None = None) -> FastAPI:
     v1.include_router(regions.router)
     v1.include_router(registry.router)
     v1.include_router(users.router)
+    v1.include_router(testing.router)
+    v1.include_router(transport.router)
+    v1.include_router(pools.router)
+    v1.include_router(coverage.router)
     app.include_router(v1)
 
     from bastion.web import routes as web_routes

@@ -63,7 +63,9 @@ def install(app: FastAPI) -> None:
         lang = request_language(request)
         errors = []
         for err in exc.errors():
-            fp = FieldProblem(_validation_field(tuple(err.get("loc", ()))), "error.invalid_input")
+            # A body that is not JSON at all is located at a character offset: name the body.
+            loc = ("body",) if err.get("type") == "json_invalid" else tuple(err.get("loc", ()))
+            fp = FieldProblem(_validation_field(loc), "error.invalid_input")
             item = fp.render(lang)
             # pydantic's own message says what was expected (in English); keep it alongside.
             item["detail"] = err.get("msg", "")

@@ -218,8 +218,12 @@ def update(
     return person
 
 
-def find_by_id_number(*, db_session: Session, principal: Principal, id_number: str) -> Person:
-    """Exact lookup by ID number within the user's subtree (audited: it reveals who lives where)."""
+def find_by_id_number(
+    *, db_session: Session, principal: Principal, id_number: str
+) -> Person | None:
+    """Exact lookup by ID number within the user's subtree; None when there is no such person
+    there. Audited every time, found or not (probing numbers is itself worth seeing): the caller
+    must answer "not found" without rolling its transaction back, or the entry is lost."""
     principal.require(Perm.registry_read)
     if not id_number.strip():
         raise InvalidInput.one("id_number", "field.required")
@@ -237,7 +241,7 @@ def find_by_id_number(*, db_session: Session, principal: Principal, id_number: s
         details={"found": person is not None and principal.scope.contains(person.region_code)},
     )
     if person is None or not principal.scope.contains(person.region_code):
-        raise NotFound("person.not_found")
+        return None
     return person
 
 

@@ -79,7 +79,7 @@ def test_it_refuses_bad_input_with_422_naming_the_field_and_writes_nothing(
 
 @pytest.mark.parametrize(
     "raw",
-    [b'{"name": "王芳", "id_number": ', b"not json at all", b"", b"[1, 2]"],
+    ['{"name": "王芳", "id_number": '.encode(), b"not json at all", b"", b"[1, 2]"],
 )
 def test_it_refuses_a_malformed_json_body_with_422(client, headers, db, raw):
     before = footprint(db)

@@ -10,8 +10,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from bastion.api.deps import CurrentPrincipal, LangDep, SessionDep
+from bastion.api.errors import problem
 from bastion.core.config import get_settings
 from bastion.core.errors import TooLarge
+from bastion.core.i18n import t
 from bastion.registry import importer
 from bastion.registry import service as registry_service
 from bastion.registry.schemas import (
@@ -60,12 +62,22 @@ def search_persons(
     )
 
 
-@router.post("/lookup", response_model=PersonRead)
-def lookup_person(body: IdLookup, session: SessionDep, principal: CurrentPrincipal) -> object:
+@router.post(
+    "/lookup",
+    response_model=PersonRead,
+    responses={404: {"description": "No such person in the caller's region"}},
+)
+def lookup_person(
+    body: IdLookup, session: SessionDep, principal: CurrentPrincipal, lang: LangDep
+) -> object:
     """Exact lookup by ID number (sent in the body so it never lands in access logs)."""
     person = registry_service.find_by_id_number(
         db_session=session, principal=principal, id_number=body.id_number
     )
+    if person is None:
+        # Answered, not raised: raising would roll back the transaction and with it the audit
+        # entry of the failed lookup.
+        return problem(404, t("person.not_found", lang), code="person.not_found")
     return registry_service.to_read(person)
 
 
