@@ -10,7 +10,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -19,10 +19,15 @@ from bastion.core.errors import FieldProblem, InvalidInput, TooLarge
 
 @dataclass(frozen=True)
 class Table:
-    """Rows of an upload: ``(row_number, {column: value})``, columns already normalised."""
+    """Rows of an upload: ``(row_number, {column: value})``, columns already normalised.
+
+    A row the reader cannot map onto the header (more non-empty cells than columns: usually an
+    unquoted comma) is not yielded but reported in ``problems``, filled while ``rows`` is read.
+    """
 
     columns: list[str]
     rows: Iterator[tuple[int, dict[str, Any]]]
+    problems: list[FieldProblem] = field(default_factory=list)
 
 
 def _decode(data: bytes) -> str:
@@ -60,7 +65,7 @@ def read_table(
     max_rows: int,
 ) -> Table:
     """Open ``data`` as CSV or XLSX. Refuses an oversized, unreadable or wrongly typed file and a
-    header that lacks a required column or names an unknown one."""
+    header that lacks a required column, names an unknown one or names one twice."""
     if len(data) > max_bytes:
         raise TooLarge("error.too_large")
     kind = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
@@ -81,8 +86,16 @@ def read_table(
         for c in columns
         if c and c not in known
     ]
+    # Two columns mapping to one field (姓名 and name): one of them would silently win.
+    seen: set[str] = set()
+    for c in columns:
+        if c and c in seen:
+            problems.append(FieldProblem(c, "field.duplicate_column", {"value": c}, 1))
+        seen.add(c)
     if problems:
         raise InvalidInput(problems=problems)
+    width = len(columns)
+    row_problems: list[FieldProblem] = []
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         for count, (number, values) in enumerate(body, start=1):
@@ -94,6 +107,17 @@ def read_table(
                 )
             if not any(str(v).strip() for v in values if v is not None):
                 continue
+            extra = [v for v in values[width:] if v is not None and str(v).strip()]
+            if extra:
+                row_problems.append(
+                    FieldProblem(
+                        "row",
+                        "import.extra_cells",
+                        {"cells": width + len(extra), "columns": width},
+                        number,
+                    )
+                )
+                continue
             yield (
                 number,
                 {
@@ -103,7 +127,7 @@ def read_table(
                 },
             )
 
-    return Table(columns=columns, rows=rows())
+    return Table(columns=columns, rows=rows(), problems=row_problems)
 
 
 def _csv_rows(data: bytes) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
@@ -119,14 +143,16 @@ def _csv_rows(data: bytes) -> tuple[list[str], Iterator[tuple[int, list[Any]]]]:
         raise InvalidInput.one("file", "import.bad_file", detail=str(err)) from None
 
     def body() -> Iterator[tuple[int, list[Any]]]:
+        # Rows are numbered by record, as a spreadsheet shows them, not by physical line (a
+        # quoted cell may hold a line break).
+        number = 1
         try:
             for values in reader:
-                yield reader.line_num, list(values)
+                number += 1
+                yield number, list(values)
         except csv.Error as err:
             raise InvalidInput(
-                problems=[
-                    FieldProblem("file", "import.bad_file", {"detail": str(err)}, reader.line_num)
-                ]
+                problems=[FieldProblem("file", "import.bad_file", {"detail": str(err)}, number + 1)]
             ) from None
 
     return header, body()

@@ -21,7 +21,7 @@ from bastion.core import clock, crypto
 from bastion.core.auth import Perm, Principal
 from bastion.core.config import get_settings
 from bastion.core.db import bulk_insert
-from bastion.core.errors import FieldProblem
+from bastion.core.errors import FieldProblem, InvalidInput
 from bastion.regions.models import Region
 from bastion.registry import rules
 from bastion.core.filereader import read_table
@@ -145,6 +145,12 @@ def import_persons(
             valid.append((row_number, clean, id_hash))
         _land(db_session, valid, result)
 
+    result.rows_total += len({p.row for p in table.problems})
+    result.problems.extend(table.problems)
+    result.problems.sort(key=lambda p: p.row or 0)
+    if result.rows_total == 0:
+        # A header without rows is a mistake worth saying, not a successful import of nothing.
+        raise InvalidInput.one("file", "import.empty")
     batch = ImportBatch(
         kind="persons",
         file_sha256=hashlib.sha256(data).hexdigest(),

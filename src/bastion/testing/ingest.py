@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bastion.core import clock, crypto
@@ -283,6 +283,7 @@ def _check_row(ctx: _Context, scan: RawScan) -> tuple[Any, ...] | FieldProblem:
 
 
 STAGE_COLUMNS = [
+    "batch_id",
     "row_no",
     "round_id",
     "site_id",
@@ -303,13 +304,14 @@ def _create_temp_tables(db_session: Session) -> None:
     boolean = "BOOLEAN"
     for ddl in (
         f"""CREATE TEMPORARY TABLE IF NOT EXISTS scan_stage (
-            row_no BIGINT, round_id INTEGER, site_id INTEGER, site_region VARCHAR(15),
-            barcode VARCHAR(24), person_token VARCHAR(32), id_hash VARCHAR(64), scanned_at {ts},
-            kind VARCHAR(16), capacity SMALLINT, retest {boolean}, has_grids {boolean})""",
+            batch_id BIGINT, row_no BIGINT, round_id INTEGER, site_id INTEGER,
+            site_region VARCHAR(15), barcode VARCHAR(24), person_token VARCHAR(32),
+            id_hash VARCHAR(64), scanned_at {ts}, kind VARCHAR(16), capacity SMALLINT,
+            retest {boolean}, has_grids {boolean})""",
         f"""CREATE TEMPORARY TABLE IF NOT EXISTS scan_verdict (
-            row_no BIGINT, round_id INTEGER, site_id INTEGER, site_region VARCHAR(15),
-            barcode VARCHAR(24), kind VARCHAR(16), capacity SMALLINT, retest {boolean},
-            scanned_at {ts}, person_id BIGINT, home VARCHAR(15), tube_id BIGINT,
+            batch_id BIGINT, row_no BIGINT, round_id INTEGER, site_id INTEGER,
+            site_region VARCHAR(15), barcode VARCHAR(24), kind VARCHAR(16), capacity SMALLINT,
+            retest {boolean}, scanned_at {ts}, person_id BIGINT, home VARCHAR(15), tube_id BIGINT,
             position INTEGER, off_grid {boolean}, verdict VARCHAR(24))""",
     ):
         db_session.execute(text(ddl))
@@ -337,10 +339,12 @@ tubed AS (
            COALESCE(t.member_count, 0) AS filled,
            m.tube_id AS prior_tube,
            ROW_NUMBER() OVER (
-               PARTITION BY r.round_id, r.person_id, r.retest ORDER BY r.scanned_at, r.row_no
+               PARTITION BY r.round_id, r.person_id, r.retest
+               ORDER BY r.scanned_at, r.batch_id, r.row_no
            ) AS person_rank,
            FIRST_VALUE(r.barcode) OVER (
-               PARTITION BY r.round_id, r.person_id, r.retest ORDER BY r.scanned_at, r.row_no
+               PARTITION BY r.round_id, r.person_id, r.retest
+               ORDER BY r.scanned_at, r.batch_id, r.row_no
            ) AS first_barcode
     FROM resolved r
     LEFT JOIN tubes t ON t.barcode = r.barcode
@@ -366,15 +370,15 @@ judged AS (
 placed AS (
     SELECT judged.*,
            filled + ROW_NUMBER() OVER (
-               PARTITION BY barcode, verdict0 ORDER BY scanned_at, row_no
+               PARTITION BY barcode, verdict0 ORDER BY scanned_at, batch_id, row_no
            ) AS pos
     FROM judged
 )
-INSERT INTO scan_verdict (row_no, round_id, site_id, site_region, barcode, kind, capacity,
+INSERT INTO scan_verdict (batch_id, row_no, round_id, site_id, site_region, barcode, kind, capacity,
                           retest, scanned_at, person_id, home, tube_id, position, off_grid,
                           verdict)
-SELECT p.row_no, p.round_id, p.site_id, p.site_region, p.barcode, p.kind, p.cap, p.retest,
-       p.scanned_at, p.person_id, p.home, p.tube_id, p.pos,
+SELECT p.batch_id, p.row_no, p.round_id, p.site_id, p.site_region, p.barcode, p.kind, p.cap,
+       p.retest, p.scanned_at, p.person_id, p.home, p.tube_id, p.pos,
        p.has_grids AND NOT EXISTS (
            SELECT 1 FROM sampling_site_grids g
            WHERE g.site_id = p.site_id AND g.region_code = p.home
@@ -404,7 +408,7 @@ INSERT_MEMBERS = """
 INSERT INTO tube_members (round_id, tube_id, person_id, position, scanned_at, region_code,
                           off_grid, retest, batch_id)
 SELECT v.round_id, t.id, v.person_id, v.position, v.scanned_at, v.home, v.off_grid, v.retest,
-       :batch_id
+       v.batch_id
 FROM scan_verdict v
 JOIN tubes t ON t.barcode = v.barcode
 WHERE v.verdict = 'ok'
@@ -417,10 +421,14 @@ WHERE tubes.barcode = c.barcode
 """
 
 OUTCOMES = """
-SELECT row_no, verdict, off_grid, capacity
+SELECT batch_id, row_no, verdict, off_grid, capacity
 FROM scan_verdict
 WHERE verdict <> 'ok' OR off_grid
-ORDER BY row_no
+ORDER BY batch_id, row_no
+"""
+
+ACCEPTED = """
+SELECT batch_id, COUNT(*) FROM scan_verdict WHERE verdict = 'ok' GROUP BY batch_id
 """
 
 
@@ -428,6 +436,16 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
+
+
+@dataclass(frozen=True)
+class BatchIn:
+    """One sender's batch: who sent it, under which idempotency key, and its scans."""
+
+    principal: Principal
+    key: str
+    source: str
+    scans: Iterable[RawScan]
 
 
 def ingest_scans(
@@ -442,55 +460,90 @@ def ingest_scans(
     """Record a batch of scans under the idempotency ``key``; see the module docstring for what
     is refused. Runs in the caller's transaction; a concurrent writer touching the same tubes or
     people makes this raise IntegrityError, and the edge retries the whole batch once."""
-    principal.require(Perm.scans_write)
-    existing = db_session.execute(
-        select(ScanBatch).where(ScanBatch.key == key)
-    ).scalar_one_or_none()
-    if existing is not None:
-        return IngestReport.from_batch(existing)
-    batch = ScanBatch(
-        key=key,
-        source=source,
-        actor=principal.username,
-        received_at=clock.now(),
-        accepted=0,
-        refused=0,
-        flagged=0,
-        report="{}",
+    (report,) = ingest_batches(
+        db_session=db_session,
+        batches=[BatchIn(principal=principal, key=key, source=source, scans=scans)],
+        chunk=chunk,
     )
-    db_session.add(batch)
-    db_session.flush()
-    report = IngestReport(key=key)
-    ctx = _Context(db_session, principal)
-    _create_temp_tables(db_session)
-    postgres = is_postgres(db_session)
-    round_ids: set[int] = set()
-    for part in _chunks(scans, chunk):
-        staged: list[tuple[Any, ...]] = []
-        for scan in part:
-            checked = _check_row(ctx, scan)
-            if isinstance(checked, FieldProblem):
-                report.refuse(checked)
-            else:
-                staged.append(checked)
-                round_ids.add(checked[1])
-        if staged:
-            _land_chunk(db_session, staged, batch.id, report, postgres=postgres)
-    report.problems.sort(key=lambda p: p.row or 0)
-    batch.round_id = min(round_ids) if round_ids else None
-    batch.accepted = report.accepted
-    batch.refused = report.refused
-    batch.flagged = report.flagged
-    batch.report = report.to_json()
-    db_session.flush()
     return report
+
+
+def ingest_batches(
+    *, db_session: Session, batches: Sequence[BatchIn], chunk: int = CHUNK
+) -> list[IngestReport]:
+    """Record several senders' batches in one transaction and one set of statements (the live
+    API's group commit), each judged as if the batches had arrived one after another in order.
+    Returns one report per batch, in order; a key seen before (or earlier in ``batches``)
+    replays its first answer."""
+    for item in batches:
+        item.principal.require(Perm.scans_write)
+    keys = [b.key for b in batches]
+    stored = {
+        b.key: b
+        for b in db_session.execute(select(ScanBatch).where(ScanBatch.key.in_(set(keys)))).scalars()
+    }
+    reports: list[IngestReport | None] = []
+    fresh: dict[str, tuple[ScanBatch, IngestReport, BatchIn]] = {}
+    for item in batches:
+        if item.key in stored:
+            reports.append(IngestReport.from_batch(stored[item.key]))
+        elif item.key in fresh:
+            reports.append(None)  # the same key twice in one group: answered like the first
+        else:
+            row = ScanBatch(
+                key=item.key,
+                source=item.source,
+                actor=item.principal.username,
+                received_at=clock.now(),
+                accepted=0,
+                refused=0,
+                flagged=0,
+                report="{}",
+            )
+            db_session.add(row)
+            fresh[item.key] = (row, IngestReport(key=item.key), item)
+            reports.append(fresh[item.key][1])
+    if fresh:
+        db_session.flush()
+        _create_temp_tables(db_session)
+        by_id = {row.id: report for row, report, _ in fresh.values()}
+        contexts: dict[str, _Context] = {}
+        postgres = is_postgres(db_session)
+        round_of: dict[int, int] = {}
+        staged: list[tuple[Any, ...]] = []
+        for row, report, item in fresh.values():
+            ctx = contexts.setdefault(item.principal.username, _Context(db_session, item.principal))
+            for scan in item.scans:
+                checked = _check_row(ctx, scan)
+                if isinstance(checked, FieldProblem):
+                    report.refuse(checked)
+                    continue
+                staged.append((row.id, *checked))
+                round_of.setdefault(row.id, checked[1])
+                if len(staged) >= chunk:
+                    _land_chunk(db_session, staged, by_id, postgres=postgres)
+                    staged = []
+        if staged:
+            _land_chunk(db_session, staged, by_id, postgres=postgres)
+        for row, report, _ in fresh.values():
+            report.problems.sort(key=lambda p: p.row or 0)
+            row.round_id = round_of.get(row.id)
+            row.accepted = report.accepted
+            row.refused = report.refused
+            row.flagged = report.flagged
+            row.report = report.to_json()
+        db_session.flush()
+    # A key repeated inside one group is answered like a re-send: the first one's stored report.
+    return [
+        report if report is not None else IngestReport.from_batch(fresh[item.key][0])
+        for item, report in zip(batches, reports, strict=True)
+    ]
 
 
 def _land_chunk(
     db_session: Session,
     staged: list[tuple[Any, ...]],
-    batch_id: int,
-    report: IngestReport,
+    reports: dict[int, IngestReport],
     *,
     postgres: bool,
 ) -> None:
@@ -502,12 +555,12 @@ def _land_chunk(
         db_session.execute(text(LOCK_TUBES))
     db_session.execute(text(CLASSIFY))
     db_session.execute(text(CREATE_TUBES))
-    inserted = cast(
-        CursorResult[Any], db_session.execute(text(INSERT_MEMBERS), {"batch_id": batch_id})
-    )
+    db_session.execute(text(INSERT_MEMBERS))
     db_session.execute(text(COUNT_MEMBERS))
-    report.accepted += max(inserted.rowcount or 0, 0)
-    for row_no, verdict, off_grid, capacity in db_session.execute(text(OUTCOMES)):
+    for batch_id, accepted in db_session.execute(text(ACCEPTED)):
+        reports[batch_id].accepted += accepted
+    for batch_id, row_no, verdict, off_grid, capacity in db_session.execute(text(OUTCOMES)):
+        report = reports[batch_id]
         meaning = VERDICTS.get(verdict)
         if verdict in ("unchanged", "duplicate"):
             report.unchanged += 1
