@@ -7,6 +7,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bastion import __version__
 from bastion.api import errors
+from bastion.api.principals import PrincipalCache
+from bastion.api.scanwriter import ScanWriter
 from bastion.api.v1 import auth, coverage, pools, regions, registry, testing, transport, users
 from bastion.core.db import session_factory
 
@@ -21,6 +23,8 @@ def create_app(factory: sessionmaker[Session] | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.session_factory = factory or session_factory()
+    app.state.principals = PrincipalCache()
+    app.state.scan_writer = ScanWriter(app.state.session_factory)
     errors.install(app)
 
     v1 = APIRouter(prefix="/api/v1")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bastion.accounts import service as account_service
 from bastion.api.errors import request_language
+from bastion.api.principals import PrincipalCache
 from bastion.core.auth import Principal
 from bastion.core.errors import NotAuthenticated
 from bastion.core.i18n import Language
@@ -29,12 +30,20 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_principal(session: SessionDep, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
-    """The caller named by the bearer token; 401 without a valid one."""
+def get_principal(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
+    """The caller named by the bearer token; 401 without a valid one. Resolved principals are
+    cached briefly per app (see api/principals.py), so hot paths touch the database rarely."""
     if not token:
         raise NotAuthenticated()
-    user = account_service.user_from_token(db_session=session, token=token)
-    return account_service.principal_for(db_session=session, user=user)
+    cache: PrincipalCache = request.app.state.principals
+    principal = cache.get(token)
+    if principal is not None:
+        return principal
+    with request.app.state.session_factory() as session:
+        user = account_service.user_from_token(db_session=session, token=token)
+        principal = account_service.principal_for(db_session=session, user=user)
+    cache.put(token, principal)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

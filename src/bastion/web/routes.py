@@ -134,6 +134,7 @@ def logout(
         user = account_service.get(db_session=session, user_id=principal.user_id)
         if user is not None:
             account_service.logout(db_session=session, user=user)
+            request.app.state.principals.drop_user(user.id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

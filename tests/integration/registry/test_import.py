@@ -241,7 +241,7 @@ def test_blank_lines_are_skipped_and_rows_keep_the_numbers_a_spreadsheet_shows(d
 def test_a_multiline_cell_does_not_shift_the_row_numbers(db, principal):
     rows = [person_row(address="一号楼\n二单元"), person_row(name="")]
     result = run(db, principal, csv_bytes(rows))
-    assert [p.row for p in result.problems] == [3]
+    assert [(p.row, p.field) for p in result.problems] == [(2, "address"), (3, "name")]
 
 
 def test_a_row_longer_than_the_header_is_refused_not_silently_cut(db, principal):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
@@ -43,7 +43,8 @@ def me(principal: CurrentPrincipal) -> Me:
 
 
 @router.post("/logout", status_code=204)
-def logout(session: SessionDep, principal: CurrentPrincipal) -> None:
+def logout(request: Request, session: SessionDep, principal: CurrentPrincipal) -> None:
     user = account_service.get(db_session=session, user_id=principal.user_id or 0)
     if user is not None:
         account_service.logout(db_session=session, user=user)
+        request.app.state.principals.drop_user(user.id)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
 from bastion.api.deps import CurrentPrincipal, LangDep, SessionDep
+from bastion.api.errors import problem
+from bastion.api.scanwriter import Overloaded, ScanWriter
 from bastion.core.auth import Perm
-from bastion.core.errors import FieldProblem
-from bastion.core.i18n import Language
+from bastion.core.errors import BastionError, FieldProblem
+from bastion.core.i18n import Language, t
 from bastion.testing import ingest
 from bastion.testing import service as testing_service
 from bastion.testing.schemas import (
@@ -90,9 +93,9 @@ def report_out(report: ingest.IngestReport, lang: Language, where: dict[int, str
 
 
 @router.post("/scans/batches", response_model=ScanReport)
-def post_scan_batch(
-    body: ScanBatchIn, session: SessionDep, principal: CurrentPrincipal, lang: LangDep
-) -> ScanReport:
+async def post_scan_batch(
+    body: ScanBatchIn, request: Request, principal: CurrentPrincipal, lang: LangDep
+) -> Response:
     """Save a scanner's groups (tube + people in order). Acknowledged only after the commit;
     re-sending the same ``key`` returns the first answer and changes nothing. Scans made offline
     keep their original times."""
@@ -115,7 +118,26 @@ def post_scan_batch(
                     capacity=group.capacity,
                 )
             )
-    report = ingest.ingest_scans(
-        db_session=session, principal=principal, key=body.key, source="api", scans=scans
-    )
-    return report_out(report, lang, where)
+    principal.require(Perm.scans_write)
+    writer: ScanWriter = request.app.state.scan_writer
+    try:
+        report = await writer.submit(
+            ingest.BatchIn(principal=principal, key=body.key, source="api", scans=scans)
+        )
+    except Overloaded:
+        return problem(
+            429,
+            t("error.rate_limited", lang),
+            code="error.rate_limited",
+            headers={"Retry-After": "1"},
+        )
+    except BastionError:
+        raise
+    except Exception:  # noqa: BLE001 - the database failed: the client re-sends the same key
+        return problem(
+            503,
+            t("error.unavailable", lang),
+            code="error.unavailable",
+            headers={"Retry-After": "2"},
+        )
+    return JSONResponse(report_out(report, lang, where).model_dump())
