@@ -89,20 +89,30 @@ class VerifyReport:
 
 
 def verify(*, db_session: Session, batch: int = 10_000) -> VerifyReport:
-    """Walk the whole chain: every entry's hash, every link, no gaps, and the head agrees."""
+    """Walk the whole chain: every entry's hash, every link, no gaps, nothing before the first
+    entry, and the head agrees with the last entry. Each problem names the entry."""
     problems: list[str] = []
     prev_hash = GENESIS
     expected_seq = 1
     count = 0
     last_seq = 0
+    table = AuditEntry.__table__
+    after: int | None = None
     while True:
-        table = AuditEntry.__table__
-        rows = db_session.execute(
-            select(table).where(table.c.seq >= expected_seq).order_by(table.c.seq).limit(batch)
-        ).all()
+        # Keyset paging from the very first row, whatever its number: a row forged with
+        # seq 0 (or below) must be read too.
+        stmt = select(table).order_by(table.c.seq).limit(batch)
+        if after is not None:
+            stmt = stmt.where(table.c.seq > after)
+        rows = db_session.execute(stmt).all()
         if not rows:
             break
         for entry in rows:
+            after = entry.seq
+            count += 1
+            if entry.seq < expected_seq:
+                problems.append(f"entry {entry.seq} is out of sequence (inserted before entry 1)")
+                continue
             if entry.seq != expected_seq:
                 problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing (deleted)")
             if entry.prev_hash != prev_hash:
@@ -112,13 +122,20 @@ def verify(*, db_session: Session, batch: int = 10_000) -> VerifyReport:
             prev_hash = entry.hash
             expected_seq = entry.seq + 1
             last_seq = entry.seq
-            count += 1
     head = db_session.get(AuditHead, 1)
-    if head is not None and (head.last_seq != last_seq or head.last_hash != prev_hash):
+    if head is None:
+        if count:
+            problems.append("the chain head is missing")
+    elif last_seq < head.last_seq:
         problems.append(
             f"the chain ends at entry {last_seq} but the head records entry {head.last_seq}: "
-            "entries at the end were removed"
+            f"entries {last_seq + 1}..{head.last_seq} were removed"
         )
-    if head is None and count:
-        problems.append("the chain head is missing")
+    elif last_seq > head.last_seq:
+        problems.append(
+            f"entries {head.last_seq + 1}..{last_seq} lie beyond the chain's head "
+            f"(entry {head.last_seq}): they were inserted outside the log"
+        )
+    elif head.last_hash != prev_hash:
+        problems.append(f"entry {last_seq} does not match the hash the head records (altered)")
     return VerifyReport(ok=not problems, entries=count, head_hash=prev_hash, problems=problems)

@@ -31,7 +31,7 @@ from bastion.regions import service as region_service
 from bastion.regions.enums import RegionLevel
 from bastion.regions.models import Region
 from bastion.registry.enums import IdType, SpecialGroup
-from bastion.registry.idnumber import make_resident_id, mask_id
+from bastion.registry.idnumber import CHECK_CHARS, WEIGHTS, mask_id
 from bastion.registry.importer import PERSON_COLUMNS
 from bastion.registry.models import Building, Household, Person
 from bastion.simulate import names
@@ -283,6 +283,34 @@ def special_groups(rng: random.Random, age: int, sex: str, *, alone: bool) -> in
     if age >= 20 and rand() < (0.05 if sex == "M" else 0.004):
         flags |= SpecialGroup.veteran
     return int(flags)
+
+
+class ResidentIds:
+    """``idnumber.make_resident_id`` for one district, memoised per birth date: the weighted
+    sum of the region and date digits is computed once per date, and only the sequence's
+    three digits per number (the bulk build makes millions of them)."""
+
+    def __init__(self, region6: str) -> None:
+        self.region6 = region6
+        self._dates: dict[int, tuple[date, str, int]] = {}
+
+    def number(self, born_ordinal: int, sequence: int) -> tuple[date, str]:
+        """(birth date, ID number) for a birth date given as a proleptic ordinal."""
+        found = self._dates.get(born_ordinal)
+        if found is None:
+            born = date.fromordinal(born_ordinal)
+            first14 = f"{self.region6}{born:%Y%m%d}"
+            partial = sum(int(d) * w for d, w in zip(first14, WEIGHTS, strict=False))
+            found = self._dates[born_ordinal] = (born, first14, partial)
+        born, first14, partial = found
+        seq = _SEQUENCES[sequence]
+        return born, f"{first14}{seq}{CHECK_CHARS[(partial + _SEQUENCE_SUMS[sequence]) % 11]}"
+
+
+_SEQUENCES = [f"{n:03d}" for n in range(1000)]
+_SEQUENCE_SUMS = [
+    sum(int(d) * w for d, w in zip(s, WEIGHTS[14:], strict=True)) for s in _SEQUENCES
+]
 
 
 def phone_share(age: int) -> float:
@@ -555,7 +583,7 @@ class _People:
     def __init__(self, writer: _Writer, plan: DistrictPlan, rng: random.Random) -> None:
         self.w = writer
         self.rng = rng
-        self.region6 = plan.code
+        self.ids = ResidentIds(plan.code)
         self.korean_share = KOREAN_SHARE.get(plan.city, KOREAN_SHARE_ELSEWHERE)
         # Resident ID numbers are unique by (district, birth date, sequence): counting the
         # sequences used per birth date and sex within the district is enough, and the
@@ -569,7 +597,7 @@ class _People:
         picker = w.picker
         today_ord = w.today.toordinal()
         now = w.now
-        region6 = self.region6
+        ids = self.ids
         used = self.used
         base_hash = w.hasher
         encrypt = crypto.encrypt
@@ -603,8 +631,7 @@ class _People:
                     key -= 2
                 k = used.get(key, 0)
                 used[key] = k + 1
-                born = date.fromordinal(born_ord)
-                number = make_resident_id(region6, born, 2 * k + 1 if sex == "M" else 2 * k + 2)
+                born, number = ids.number(born_ord, 2 * k + 1 if sex == "M" else 2 * k + 2)
                 h = base_hash.copy()
                 h.update(number.encode())
                 surname = picker.surname(rng, korean=korean) if own_surname else family

@@ -137,6 +137,19 @@ class BoxEvent(Base):
     note: Mapped[str] = mapped_column(String(200), default="")
 
 
+class BoxScan(Base):
+    """A tube barcode scanned at a hand-over (pick-up or lab receipt), kept so reconciliation can
+    list the tubes missing from, and the tubes extra to, what the system put in the box."""
+
+    __tablename__ = "tube_box_scans"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("tube_box_events.id"), index=True)
+    barcode: Mapped[str] = mapped_column(String(24))
+
+    __table_args__ = (UniqueConstraint("event_id", "barcode"),)
+
+
 class Tube(Base):
     """A sampling tube (采样管), its planned pool size and, once tested, its result."""
 
@@ -195,14 +208,20 @@ class ScanBatch(Base):
 
 
 class TubeMember(Base):
-    """A person bound to a tube, in scan order."""
+    """A person bound to a tube, in scan order.
+
+    The hottest table of the system (a city round writes millions of rows in minutes) carries no
+    foreign keys: per-row FK checks cost COPY 2.6× its speed here, and the one bulk path that
+    writes it (testing.ingest) inserts only rows joined to existing tubes, persons and rounds
+    (ADR 0005). Deleting a tube, person or round that has members is refused by the services.
+    """
 
     __tablename__ = "tube_members"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    round_id: Mapped[int] = mapped_column(ForeignKey("test_rounds.id"))
-    tube_id: Mapped[int] = mapped_column(ForeignKey("tubes.id"))
-    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    round_id: Mapped[int] = mapped_column(Integer)
+    tube_id: Mapped[int] = mapped_column(BigId)
+    person_id: Mapped[int] = mapped_column(BigId, index=True)
     position: Mapped[int] = mapped_column(SmallInteger)
     scanned_at: Mapped[datetime] = mapped_column(UtcDateTime)
     #: The person's own region (grid), for coverage per grid.
@@ -210,7 +229,7 @@ class TubeMember(Base):
     #: Sampled at a site that does not serve the person's grid (accepted, flagged).
     off_grid: Mapped[bool] = mapped_column(Boolean, default=False)
     retest: Mapped[bool] = mapped_column(Boolean, default=False)
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("scan_batches.id"))
+    batch_id: Mapped[int | None] = mapped_column(BigId)
 
     __table_args__ = (
         UniqueConstraint("tube_id", "position"),
@@ -297,11 +316,64 @@ class RetestTask(Base):
     round_id: Mapped[int | None] = mapped_column(ForeignKey("test_rounds.id"))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: The single tube that answers the task: set when the person is sampled for it, kept when
+    #: its result closes the task.
     tube_id: Mapped[int | None] = mapped_column(ForeignKey("tubes.id"))
+    #: The tube whose result made the test owed: the positive pool, an invalid tube, or the
+    #: invalid retest that reopened the task (none for antigen tasks). Makes processing a
+    #: result twice change nothing (``bastion.testing.pools``).
+    source_tube_id: Mapped[int | None] = mapped_column(ForeignKey("tubes.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         CheckConstraint("state IN ('pending','sampled','negative','positive')", name="state"),
         UniqueConstraint("hold_id", "person_id"),
+        # Open tasks are a small share of all: the sweep of pending tasks and the overdue lists
+        # read them through this index.
+        Index("ix_retest_tasks_state_due_at", "state", "due_at"),
     )
+
+
+class RoundCoverage(Base):
+    """Running coverage figures of one round for one home region (a grid, where people are
+    registered at grid level), kept up to date as scans and results land so a city's view reads
+    a few thousand rows instead of millions (``bastion.testing.coverage``).
+
+    ``required`` is snapshot when the round opens; the other figures count persons sampled in
+    the round (retests excepted) by their home region at the time of the scan. ``rebuild``
+    recomputes every figure from the record."""
+
+    __tablename__ = "round_coverage"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("test_rounds.id"), primary_key=True)
+    region_code: Mapped[str] = mapped_column(RegionCode, primary_key=True)
+    #: People who must be tested: living here, not exempted by the round's rules.
+    required: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Distinct persons sampled (whether required or not).
+    sampled: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Of ``sampled``, those who are required.
+    sampled_required: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Of ``sampled_required``, those sampled no later than the round's deadline.
+    on_time: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Sampled persons whose tube has a result (any result, invalid included).
+    resulted: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Sampled persons whose tube is positive (the people a positive pool holds).
+    positive_people: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Positive tubes, each counted once, in the home region of its first member.
+    positive_tubes: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class RoundScreeningHour(Base):
+    """Person-scans of a round (retests excepted) per UTC hour and per home district (the first
+    six digits of the home code): the bulletin's "screened that day" and cumulative person-times
+    for a city or province, without counting millions of tube members."""
+
+    __tablename__ = "round_screening_hours"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("test_rounds.id"), primary_key=True)
+    district_code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    scans: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+    __table_args__ = (Index("ix_round_screening_hours_hour", "hour"),)
