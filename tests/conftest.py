@@ -25,7 +25,7 @@ from bastion.api.app import create_app
 from bastion.core import migrate
 from bastion.core.auth import Principal
 from bastion.core.config import get_settings
-from bastion.core.db import make_engine
+from bastion.core.db import dispose_engines, make_engine
 from tests.support import databases, world
 
 BACKENDS = ("sqlite", "postgresql")
@@ -157,6 +157,7 @@ def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
         name, url = databases.create_pg_database("bastion_cli")
     migrate.upgrade(url)
     yield url
+    dispose_engines()
     if name:
         databases.drop_pg_database(name)
 

@@ -8,6 +8,9 @@ import typer
 
 from bastion.audit import service as audit_service
 from bastion.cli.common import console, domain_errors, err_console
+from bastion.cli.demo import demo
+from bastion.cli.simulate import simulate_app
+from bastion.cli.testing import testing_app
 from bastion.core import migrate
 from bastion.core.auth import ROLES, system_principal
 from bastion.core.db import transaction
@@ -24,6 +27,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(registry_app, name="registry")
 app.add_typer(audit_app, name="audit")
+app.add_typer(simulate_app, name="simulate")
+app.command("demo")(demo)
+app.add_typer(testing_app, name="testing")
 
 
 @db_app.command("upgrade")

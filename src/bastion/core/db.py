@@ -8,11 +8,9 @@ each case inside a rolled-back outer transaction).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, event
@@ -95,15 +93,30 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-@lru_cache(maxsize=4)
+_ENGINES: dict[str, Engine] = {}
+_FACTORIES: dict[str, sessionmaker[Session]] = {}
+
+
 def get_engine(url: str | None = None) -> Engine:
-    """The process-wide engine for ``url`` (cached)."""
-    return make_engine(url)
+    """The process-wide engine for ``url`` (default: the settings' database), made once."""
+    url = url or get_settings().database_url
+    if url not in _ENGINES:
+        _ENGINES[url] = make_engine(url)
+    return _ENGINES[url]
 
 
-@lru_cache(maxsize=4)
-def _factory(url: str | None) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+def _factory(url: str) -> sessionmaker[Session]:
+    if url not in _FACTORIES:
+        _FACTORIES[url] = sessionmaker(bind=get_engine(url), expire_on_commit=False)
+    return _FACTORIES[url]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection of the process-wide engines (tests, forked workers)."""
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+    _FACTORIES.clear()
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
@@ -122,26 +135,22 @@ def is_postgres(session_or_conn: Session | Connection) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return "\\\\x" + value.hex()
-    text = str(value)
-    if any(c in text for c in "\\\t\n\r"):
-        text = (
-            text.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    return text
+_PG_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+
+
+def _pg_column_types(raw: Any, table_name: str, columns: Sequence[str]) -> list[int]:
+    """The type OIDs of ``columns`` of ``table_name`` (temporary tables included), cached."""
+    key = (table_name, tuple(columns))
+    if key not in _PG_TYPES:
+        with raw.cursor() as cur:
+            cur.execute(
+                "SELECT attname, atttypid FROM pg_attribute "
+                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (f'"{table_name}"',),
+            )
+            oids = dict(cur.fetchall())
+        _PG_TYPES[key] = [oids[c] for c in columns]
+    return _PG_TYPES[key]
 
 
 def bulk_insert(
@@ -155,43 +164,35 @@ def bulk_insert(
     """Insert ``rows`` (tuples in ``columns`` order) into ``target`` (a model or a table name),
     in the session's transaction.
 
-    The single bulk path of the project: ``COPY … FROM STDIN`` on PostgreSQL, ``executemany`` on
-    SQLite. Rows must already be valid; callers validate and report bad rows before this.
-    Returns the number of rows written.
+    The single bulk path of the project: binary ``COPY … FROM STDIN`` on PostgreSQL (psycopg
+    adapts each value in C), ``executemany`` on SQLite. Rows must already be valid; callers
+    validate and report bad rows before this. Datetimes must be timezone-aware. Returns the
+    number of rows written.
     """
     session.flush()
     table_name = target if isinstance(target, str) else target.__tablename__
     conn = session.connection()
     count = 0
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cols = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cols = ", ".join(f'"{c}"' for c in columns)
-        with raw.cursor() as cur, cur.copy(f'COPY "{table_name}" ({cols}) FROM STDIN') as copy:
-            buf = io.StringIO()
-            pending = 0
+        types = _pg_column_types(raw, table_name, columns)
+        with (
+            raw.cursor() as cur,
+            cur.copy(f'COPY "{table_name}" ({cols}) FROM STDIN (FORMAT BINARY)') as copy,
+        ):
+            copy.set_types(types)
             for row in rows:
-                buf.write("\t".join(_copy_text(v) for v in row))
-                buf.write("\n")
-                pending += 1
-                if pending >= chunk:
-                    copy.write(buf.getvalue())
-                    buf = io.StringIO()
-                    count += pending
-                    pending = 0
-            if pending:
-                copy.write(buf.getvalue())
-                count += pending
+                copy.write_row(row)
+                count += 1
         return count
     placeholders = ", ".join("?" for _ in columns)
-    cols = ", ".join(f'"{c}"' for c in columns)
     sql = f'INSERT INTO "{table_name}" ({cols}) VALUES ({placeholders})'  # noqa: S608 - names are ours
-    raw_conn = conn.connection.driver_connection
-    assert raw_conn is not None
-    cursor = raw_conn.cursor()
+    cursor = raw.cursor()
     batch: list[Sequence[Any]] = []
     for row in rows:
-        batch.append(tuple(_sqlite_value(v) for v in row))
+        batch.append([_sqlite_value(v) if isinstance(v, date) else v for v in row])
         if len(batch) >= chunk:
             cursor.executemany(sql, batch)
             count += len(batch)

@@ -51,9 +51,10 @@ def upper_bound(pfx: str) -> str | None:
 
 def _range(column: Any, pfx: str) -> ColumnElement[bool]:
     bound = upper_bound(pfx)
+    at_least: ColumnElement[bool] = column >= pfx
     if bound is None:
-        return column >= pfx
-    return and_(column >= pfx, column < bound)
+        return at_least
+    return and_(at_least, column < bound)
 
 
 @dataclass(frozen=True)

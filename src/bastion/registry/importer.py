@@ -22,9 +22,9 @@ from bastion.core.auth import Perm, Principal
 from bastion.core.config import get_settings
 from bastion.core.db import bulk_insert
 from bastion.core.errors import FieldProblem, InvalidInput
+from bastion.core.filereader import read_table
 from bastion.regions.models import Region
 from bastion.registry import rules
-from bastion.core.filereader import read_table
 from bastion.registry.idnumber import mask_id
 from bastion.registry.models import Household, ImportBatch, Person
 from bastion.registry.service import new_token

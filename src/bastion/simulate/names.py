@@ -143,6 +143,7 @@ KOREAN_GIVEN_CHARS: dict[str, str] = {
 
 #: Two-character stems for street, community, village and road names.
 PLACE_STEMS: tuple[str, ...] = tuple(
+    # A block of text reads and edits better than 128 quoted strings.
     """新华 胜利 和平 东风 红旗 光明 建设 民主 幸福 友谊 繁荣 富民 兴隆 青年 春城 桃源
     南岭 永安 长青 西安 东安 北安 自强 团结 前进 朝阳 曙光 文化 育才 安达 康平 吉祥
     松江 江南 江北 临河 湖西 湖东 翠湖 净月 东盛 西新 北湖 南湖 绿园 锦程 普阳 正阳
@@ -150,15 +151,15 @@ PLACE_STEMS: tuple[str, ...] = tuple(
     北山 江湾 新兴 向阳 丰收 长安 太平 吉林 延河 东兴 西兴 兴华 新民 安乐 平安 福安
     宏业 金桥 银河 春晖 晨光 华山 泰山 长白 青山 碧水 枫林 杏花 梨树 丰泽 瑞祥 通达
     五一 红星 先锋 工农 育英 树人 会宁 开运 金珠 宝山 凤凰 锦江 雁鸣 鹿乡 柳河 明珠
-    嘉和 盛世 永吉 兴业 益民 顺达 万宝 新立 双桥 三道 四马 八里 九龙 十里 东湖 西湖""".split()
+    嘉和 盛世 永吉 兴业 益民 顺达 万宝 新立 双桥 三道 四马 八里 九龙 十里 东湖 西湖""".split()  # noqa: SIM905
 )
 ROAD_SUFFIXES: tuple[str, ...] = ("路", "街", "大街", "大路", "路", "街")
 
 #: Mobile number prefixes (11-digit mobiles: prefix + 8 digits).
-MOBILE_PREFIXES: tuple[str, ...] = (
-    "130 131 132 133 134 135 136 137 138 139 150 151 152 155 156 157 158 159 "
-    "166 175 176 177 180 181 182 183 185 186 187 188 189 191 198 199"
-).split()
+MOBILE_PREFIXES: tuple[str, ...] = tuple(
+    "130 131 132 133 134 135 136 137 138 139 150 151 152 155 156 157 158 159 "  # noqa: SIM905
+    "166 175 176 177 180 181 182 183 185 186 187 188 189 191 198 199".split()
+)
 
 CN_DIGITS = "零一二三四五六七八九十"
 

@@ -10,21 +10,31 @@ Everything goes in through the one bulk path (``core.db.bulk_insert``), district
 a few tens of thousands of persons at a time, so memory stays flat however large the province.
 Each district draws from its own RNG seeded by (seed, district code): a district's people do
 not depend on how many people the districts before it got.
+
+Generating people costs about as much CPU as writing them, so a large build generates in a
+second process while this one writes (:func:`_batches_from_child`); both run the very same
+generator, and the rows are the same either way.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import queue
 import random
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from bastion.core import clock, crypto
+from bastion.core.config import get_settings
 from bastion.core.db import bulk_insert, is_postgres
 from bastion.core.errors import Conflict, InvalidInput
 from bastion.regions import service as region_service
@@ -57,9 +67,17 @@ LOW_INCOME_HOUSEHOLDS = 0.03  # 低保 is granted per household, so every member
 RURAL_SHARE = {"urban": 0.15, "county": 0.7, "whole_city": 0.5}
 KOREAN_SHARE = {"222400": 0.36}  # 延边: about a third of its people are Korean (朝鲜族)
 KOREAN_SHARE_ELSEWHERE = 0.01
+#: ID sequences per district, birth date and sex: odd 001–997 for men, even 002–998 for women.
+SEQUENCES_PER_DATE = 499
 #: Persons gathered before one bulk write: big enough that per-statement overhead vanishes,
 #: small enough that memory stays flat.
 FLUSH_PERSONS = 20_000
+#: From this many persons on, generation runs in a second process (starting one costs about a
+#: second; below this the build is quick anyway).
+BACKGROUND_FROM = 150_000
+#: SQLite page cache during a build, in KiB: the unique token and ID-hash indexes take rows in
+#: random order, and with the default 2 MiB cache every insert reads pages back from disk.
+SQLITE_BUILD_CACHE_KIB = 256 * 1024
 
 REGION_COLUMNS = ["code", "parent_code", "level", "name_zh", "name_en", "population"]
 BUILDING_COLUMNS = ["id", "region_code", "name", "address"]
@@ -92,6 +110,8 @@ class DistrictPlan:
     city: str
     persons: int
     kind: str  # a key of RURAL_SHARE
+    #: The first free street number below it (streets added by hand keep their codes).
+    first_street: int = 1
     #: A region row to add first, when the district is not in the table yet (市辖区).
     new_region: tuple[str, str, str, str, str, None] | None = None
 
@@ -130,7 +150,7 @@ def household_sizes(rng: random.Random, persons: int) -> list[int]:
     rand = rng.random
     while left > 0:
         u = rand() * acc
-        size = 1
+        size = HOUSEHOLD_SIZES[-1][0]
         for i, c in enumerate(cumulative):
             if u < c:
                 size = HOUSEHOLD_SIZES[i][0]
@@ -141,9 +161,9 @@ def household_sizes(rng: random.Random, persons: int) -> list[int]:
     return sizes
 
 
-def plan_tree(rng: random.Random, households: int, *, max_streets: int = MAX_CHILDREN) -> list[
-    list[list[int]]
-]:
+def plan_tree(
+    rng: random.Random, households: int, *, max_streets: int = MAX_CHILDREN
+) -> list[list[list[int]]]:
     """Streets → communities → grid household counts for a district of ``households``.
 
     Communities hold about 1,000–3,000 households, grids about 300, streets 4–12 communities;
@@ -159,8 +179,7 @@ def plan_tree(rng: random.Random, households: int, *, max_streets: int = MAX_CHI
     i = 0
     while i < n_communities:
         take = max(at_least, rng.randint(*COMMUNITIES_PER_STREET))
-        street = [_grids(h) for h in community_sizes[i : i + take]]
-        streets.append(street)
+        streets.append([_grids(h) for h in community_sizes[i : i + take]])
         i += take
     return streets
 
@@ -262,27 +281,47 @@ def compose_household(rng: random.Random, size: int) -> list[Member]:
     return [*_grandparents_of(rng, parents[0][0], 2), *parents, *kids]
 
 
+def _rates(age: int) -> tuple[float, float]:
+    """(disabled, bedridden) shares at ``age``: about 6% disabled overall, as in the 2006
+    national disability survey, rising steeply with age; bedridden mostly among the old."""
+    if age >= 80:
+        return 0.20, 0.07
+    if age >= 60:
+        return 0.12, 0.015
+    if age >= 15:
+        return 0.045, 0.001
+    return 0.012, 0.001
+
+
+_RATES = [_rates(age) for age in range(130)]
+
+
 def special_groups(rng: random.Random, age: int, sex: str, *, alone: bool) -> int:
     """Special-group bits for one person (低保 is set per household by the caller)."""
     rand = rng.random
-    flags = 0
-    if alone and age >= 60:
-        flags |= SpecialGroup.living_alone
-    if age >= 80:
-        disabled, bedridden = 0.20, 0.07
-    elif age >= 60:
-        disabled, bedridden = 0.12, 0.015
-    elif age >= 15:
-        disabled, bedridden = 0.045, 0.001
-    else:
-        disabled, bedridden = 0.012, 0.001
+    disabled, bedridden = _RATES[age]
+    flags = 1 if alone and age >= 60 else 0  # SpecialGroup.living_alone
     if rand() < disabled:
-        flags |= SpecialGroup.disabled
+        flags |= 4  # SpecialGroup.disabled
     if rand() < bedridden:
-        flags |= SpecialGroup.bedridden
+        flags |= 2  # SpecialGroup.bedridden
     if age >= 20 and rand() < (0.05 if sex == "M" else 0.004):
-        flags |= SpecialGroup.veteran
-    return int(flags)
+        flags |= 16  # SpecialGroup.veteran
+    return flags
+
+
+def phone_share(age: int) -> float:
+    """How likely a person of ``age`` has a mobile number on record."""
+    if age < 12:
+        return 0.0
+    if age < 18:
+        return 0.6
+    if age < 70:
+        return 0.97
+    return 0.85 if age < 80 else 0.6
+
+
+_PHONE_SHARE = [phone_share(age) for age in range(130)]
 
 
 class ResidentIds:
@@ -303,35 +342,29 @@ class ResidentIds:
             partial = sum(int(d) * w for d, w in zip(first14, WEIGHTS, strict=False))
             found = self._dates[born_ordinal] = (born, first14, partial)
         born, first14, partial = found
-        seq = _SEQUENCES[sequence]
-        return born, f"{first14}{seq}{CHECK_CHARS[(partial + _SEQUENCE_SUMS[sequence]) % 11]}"
+        check = CHECK_CHARS[(partial + _SEQUENCE_SUMS[sequence]) % 11]
+        return born, f"{first14}{_SEQUENCES[sequence]}{check}"
 
 
 _SEQUENCES = [f"{n:03d}" for n in range(1000)]
-_SEQUENCE_SUMS = [
-    sum(int(d) * w for d, w in zip(s, WEIGHTS[14:], strict=True)) for s in _SEQUENCES
-]
-
-
-def phone_share(age: int) -> float:
-    """How likely a person of ``age`` has a mobile number on record."""
-    if age < 12:
-        return 0.0
-    if age < 18:
-        return 0.6
-    if age < 70:
-        return 0.97
-    return 0.85 if age < 80 else 0.6
+_SEQUENCE_SUMS = [sum(int(d) * w for d, w in zip(s, WEIGHTS[14:], strict=True)) for s in _SEQUENCES]
 
 
 # The build -----------------------------------------------------------------------------------
 
 
 def build_province(
-    *, db_session: Session, scale: float, seed: int, progress: Progress | None = None
+    *,
+    db_session: Session,
+    scale: float,
+    seed: int,
+    progress: Progress | None = None,
+    background: bool | None = None,
 ) -> ProvinceSummary:
     """Build the demo province at ``scale`` (1.0 = all 24,073,453 people) from ``seed``, in the
-    caller's transaction. Loads the base regions first if they are missing.
+    caller's transaction, reporting to ``progress`` as it goes. Loads the base regions first
+    if they are missing. ``background`` forces generation into a second process (True) or
+    keeps it here (False); by default large builds use one.
 
     Refuses a scale outside (0, 1] and a database that already holds persons (the demo
     province is built into an empty registry, never mixed into a real one).
@@ -341,9 +374,21 @@ def build_province(
         raise Conflict("simulate.population_exists")
     region_service.load_base_regions(db_session=db_session)
     plans = district_plans(db_session=db_session, scale=scale, seed=seed)
-    writer = _Writer(db_session, total=sum(p.persons for p in plans), progress=progress)
-    for plan in plans:
-        writer.district(plan, random.Random(f"bastion/province/{seed}/{plan.code}"))
+    total = sum(p.persons for p in plans)
+    start = StartingPoint(
+        seed=seed,
+        today=clock.today(),
+        now=clock.now(),
+        next_building=_next_id(db_session, Building),
+        next_household=_next_id(db_session, Household),
+    )
+    if background is None:
+        background = total >= BACKGROUND_FROM
+    batches = _batches_from_child(start, plans) if background else generate(start, plans)
+    writer = _Writer(db_session, total=total, progress=progress)
+    with _sqlite_build_cache(db_session):
+        for batch in batches:
+            writer.write(batch)
     writer.finish()
     by_city: dict[str, int] = {}
     for plan in plans:
@@ -362,7 +407,10 @@ def build_province(
 def district_plans(*, db_session: Session, scale: float, seed: int) -> list[DistrictPlan]:
     """Each city's share of the population (its census figure × ``scale``) split among its
     districts: the listed ones with seeded weights; a county-level city (梅河口) takes its
-    streets itself; any other city gets one 市辖区 district coded XXYY01."""
+    streets itself; any other city gets one 市辖区 district coded XXYY01.
+
+    Refuses (Conflict) a district whose 999 street codes are all taken already.
+    """
     cities = db_session.execute(
         select(Region.code, Region.population)
         .where(Region.parent_code == PROVINCE, Region.level == RegionLevel.city)
@@ -374,7 +422,23 @@ def district_plans(*, db_session: Session, scale: float, seed: int) -> list[Dist
         .where(Region.level == RegionLevel.district)
         .order_by(Region.code)
     ):
-        districts.setdefault(parent, []).append((code, name))
+        if parent is not None:
+            districts.setdefault(parent, []).append((code, name))
+    last_street = dict(
+        db_session.execute(
+            select(Region.parent_code, func.max(Region.code))
+            .where(Region.level == RegionLevel.street)
+            .group_by(Region.parent_code)
+        ).all()
+    )
+
+    def plan(code: str, city: str, persons: int, kind: str, new: Any = None) -> DistrictPlan:
+        last = last_street.get(code)
+        first = int(last[-3:]) + 1 if last else 1
+        if first > MAX_CHILDREN:
+            raise Conflict("simulate.codes_exhausted", region=code)
+        return DistrictPlan(code, city, persons, kind, first_street=first, new_region=new)
+
     plans: list[DistrictPlan] = []
     for city, population in cities:
         persons = round((population or 0) * scale)
@@ -384,138 +448,16 @@ def district_plans(*, db_session: Session, scale: float, seed: int) -> list[Dist
             shares = split(persons, [rng.uniform(0.6, 1.4) for _ in listed])
             for (code, name), share in zip(listed, shares, strict=True):
                 kind = "county" if name.endswith(("县", "市", "旗")) else "urban"
-                plans.append(DistrictPlan(code=code, city=city, persons=share, kind=kind))
+                plans.append(plan(code, city, share, kind))
         elif not city.endswith("00"):
-            plans.append(DistrictPlan(code=city, city=city, persons=persons, kind="county"))
+            # A county-level city run by the province (梅河口): streets sit directly below it.
+            plans.append(plan(city, city, persons, "county"))
         else:
             code = f"{city[:4]}01"
             row = (code, city, RegionLevel.district.value, "市辖区", "City districts", None)
-            exists = db_session.get(Region, code) is not None
-            plans.append(
-                DistrictPlan(
-                    code=code,
-                    city=city,
-                    persons=persons,
-                    kind="whole_city",
-                    new_region=None if exists else row,
-                )
-            )
+            new = None if db_session.get(Region, code) is not None else row
+            plans.append(plan(code, city, persons, "whole_city", new))
     return plans
-
-
-@dataclass
-class _Pending:
-    buildings: list[tuple[Any, ...]] = field(default_factory=list)
-    households: list[tuple[Any, ...]] = field(default_factory=list)
-    persons: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-class _Writer:
-    """Generates districts into bulk writes; holds at most ~FLUSH_PERSONS persons at a time."""
-
-    def __init__(self, session: Session, *, total: int, progress: Progress | None) -> None:
-        self.session = session
-        self.total = total
-        self.progress = progress
-        self.today = clock.today()
-        self.now = clock.now()
-        self.next_building = _next_id(session, Building)
-        self.next_household = _next_id(session, Household)
-        self.persons = self.households = self.buildings = 0
-        self.regions: dict[str, int] = {}
-        self.pending = _Pending()
-        self.picker = names.NamePicker()
-        self.hasher = crypto.hasher()
-
-    # Regions ---------------------------------------------------------------------------------
-
-    def district(self, plan: DistrictPlan, rng: random.Random) -> None:
-        sizes = household_sizes(rng, plan.persons)
-        first = _next_child_number(self.session, plan.code)
-        room = MAX_CHILDREN - first + 1
-        if room < 1:
-            raise Conflict("simulate.codes_exhausted", region=plan.code)
-        tree = plan_tree(rng, len(sizes), max_streets=room)
-        rural_share = RURAL_SHARE[plan.kind]
-        urban_streets = math.ceil(len(tree) * (1 - rural_share))
-        street_stems = names.distinct_stems(rng, len(tree))
-        region_rows: list[tuple[Any, ...]] = []
-        if plan.new_region is not None:
-            region_rows.append(plan.new_region)
-            self._count(RegionLevel.district)
-        layout: list[tuple[str, bool, list[tuple[str, str, list[tuple[str, int]]]]]] = []
-        for s, communities in enumerate(tree):
-            number = first + s
-            street = f"{plan.code}{number:03d}"
-            rural = s >= urban_streets
-            zh, en = ("镇", "Town") if rural else ("街道", "Street")
-            region_rows.append(
-                (street, plan.code, "street", f"{street_stems[s]}{zh}", f"{en} {number}", None)
-            )
-            self._count(RegionLevel.street)
-            community_stems = names.distinct_stems(rng, len(communities))
-            laid: list[tuple[str, str, list[tuple[str, int]]]] = []
-            for c, grids in enumerate(communities, start=1):
-                community = f"{street}{c:03d}"
-                zh, en = ("村", "Village") if rural else ("社区", "Community")
-                stem = community_stems[c - 1]
-                region_rows.append(
-                    (community, street, "community", f"{stem}{zh}", f"{en} {c}", None)
-                )
-                self._count(RegionLevel.community)
-                grid_codes: list[tuple[str, int]] = []
-                for g, households in enumerate(grids, start=1):
-                    grid = f"{community}{g:03d}"
-                    region_rows.append((grid, community, "grid", f"第{g}网格", f"Grid {g}", None))
-                    self._count(RegionLevel.grid)
-                    grid_codes.append((grid, households))
-                laid.append((community, f"{stem}{zh}", grid_codes))
-            layout.append((street, rural, laid))
-        bulk_insert(self.session, Region, REGION_COLUMNS, region_rows)
-
-        people = _People(self, plan, rng)
-        cursor = 0
-        for _street, rural, laid in layout:
-            for _community, community_name, grid_codes in laid:
-                numbering = _Addresses(rng, community_name, rural=rural)
-                for grid, count in grid_codes:
-                    people.grid(grid, sizes[cursor : cursor + count], numbering)
-                    cursor += count
-                if len(self.pending.persons) >= FLUSH_PERSONS:
-                    self.flush()
-        self.flush()
-
-    def _count(self, level: RegionLevel) -> None:
-        self.regions[level.value] = self.regions.get(level.value, 0) + 1
-
-    # Writes ----------------------------------------------------------------------------------
-
-    def flush(self) -> None:
-        p = self.pending
-        if p.buildings:
-            self.buildings += bulk_insert(self.session, Building, BUILDING_COLUMNS, p.buildings)
-        if p.households:
-            self.households += bulk_insert(
-                self.session, Household, HOUSEHOLD_COLUMNS, p.households
-            )
-        if p.persons:
-            self.persons += bulk_insert(self.session, Person, PERSON_COLUMNS, p.persons)
-        self.pending = _Pending()
-        if self.progress is not None:
-            self.progress(self.persons, self.total)
-
-    def finish(self) -> None:
-        self.flush()
-        if is_postgres(self.session):
-            # Ids were given explicitly, which leaves the serial sequences behind: move them
-            # past the new rows so the next ordinary insert does not collide.
-            for table in ("households", "buildings"):
-                self.session.execute(
-                    text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - our table names
-                        f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
-                    )
-                )
 
 
 def _next_id(session: Session, model: type[Building] | type[Household]) -> int:
@@ -523,20 +465,177 @@ def _next_id(session: Session, model: type[Building] | type[Household]) -> int:
     return (current or 0) + 1
 
 
-def _next_child_number(session: Session, district: str) -> int:
-    """The first free three-digit street number under ``district`` (regions added by hand
-    before the build keep their codes)."""
-    last = session.execute(
-        select(func.max(Region.code)).where(
-            Region.parent_code == district, func.length(Region.code) == 9
+@dataclass(frozen=True)
+class StartingPoint:
+    """Everything generation needs besides the plans (picklable, for the second process)."""
+
+    seed: int
+    today: date
+    now: datetime
+    next_building: int
+    next_household: int
+
+
+@dataclass
+class Batch:
+    """Rows for one bulk write, in the order the foreign keys need them."""
+
+    regions: list[tuple[Any, ...]] = field(default_factory=list)
+    buildings: list[tuple[Any, ...]] = field(default_factory=list)
+    households: list[tuple[Any, ...]] = field(default_factory=list)
+    persons: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class _Writer:
+    def __init__(self, session: Session, *, total: int, progress: Progress | None) -> None:
+        self.session = session
+        self.total = total
+        self.progress = progress
+        self.persons = self.households = self.buildings = 0
+        self.regions: dict[str, int] = {}
+
+    def write(self, batch: Batch) -> None:
+        session = self.session
+        if batch.regions:
+            bulk_insert(session, Region, REGION_COLUMNS, batch.regions)
+            for row in batch.regions:
+                self.regions[row[2]] = self.regions.get(row[2], 0) + 1
+        if batch.buildings:
+            self.buildings += bulk_insert(session, Building, BUILDING_COLUMNS, batch.buildings)
+        if batch.households:
+            self.households += bulk_insert(session, Household, HOUSEHOLD_COLUMNS, batch.households)
+        if batch.persons:
+            self.persons += bulk_insert(session, Person, PERSON_COLUMNS, batch.persons)
+        if self.progress is not None:
+            self.progress(self.persons, self.total)
+
+    def finish(self) -> None:
+        if is_postgres(self.session):
+            # Ids were given explicitly, which leaves the serial sequences behind: move them
+            # past the new rows so the next ordinary insert does not collide.
+            for table in ("households", "buildings"):
+                self.session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608 - our names
+                        f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
+                    )
+                )
+
+
+@contextmanager
+def _sqlite_build_cache(session: Session) -> Iterator[None]:
+    """A large SQLite page cache for the duration of the build, then the previous one."""
+    if is_postgres(session):
+        yield
+        return
+    previous = session.execute(text("PRAGMA cache_size")).scalar_one()
+    session.execute(text(f"PRAGMA cache_size = -{SQLITE_BUILD_CACHE_KIB}"))
+    try:
+        yield
+    finally:
+        session.execute(text(f"PRAGMA cache_size = {int(previous)}"))
+
+
+@dataclass(frozen=True)
+class DemoPlaces:
+    """Where the demo cast sits in a built province: a district of Changchun, a grid in it
+    that has people, and an adult living in that grid (None where the database has none)."""
+
+    district: str
+    grid: str
+    person_id: int | None
+
+
+def demo_places(*, db_session: Session, city: str = "220100") -> DemoPlaces:
+    """The first district of ``city`` holding people, its first grid holding people and that
+    grid's first adult. Falls back to the city itself when nobody lives there yet."""
+    scope = region_service.scope_of(db_session=db_session, code=city)
+    grid = db_session.execute(
+        select(func.min(Person.region_code)).where(
+            scope.clause(Person.region_code), func.length(Person.region_code) == 15
         )
     ).scalar_one_or_none()
-    return int(last[-3:]) + 1 if last else 1
+    if grid is None:
+        return DemoPlaces(district=city, grid=city, person_id=None)
+    district = grid[:6]
+    today = clock.today()
+    adult_born_by = today.replace(year=today.year - 18, day=min(today.day, 28))
+    person_id = db_session.execute(
+        select(func.min(Person.id)).where(
+            Person.region_code == grid, Person.birth_date <= adult_born_by
+        )
+    ).scalar_one_or_none()
+    return DemoPlaces(district=district, grid=grid, person_id=person_id)
+
+
+# Generation (pure: no database) ----------------------------------------------------------------
+
+
+def generate(start: StartingPoint, plans: Sequence[DistrictPlan]) -> Iterator[Batch]:
+    """The province's rows, district by district, in batches of about FLUSH_PERSONS persons."""
+    state = _Ids(start.next_building, start.next_household)
+    for plan in plans:
+        rng = random.Random(f"bastion/province/{start.seed}/{plan.code}")
+        yield from _district(plan, rng, start, state)
+
+
+@dataclass
+class _Ids:
+    next_building: int
+    next_household: int
+
+
+def _district(
+    plan: DistrictPlan, rng: random.Random, start: StartingPoint, ids: _Ids
+) -> Iterator[Batch]:
+    sizes = household_sizes(rng, plan.persons)
+    tree = plan_tree(rng, len(sizes), max_streets=MAX_CHILDREN - plan.first_street + 1)
+    urban_streets = math.ceil(len(tree) * (1 - RURAL_SHARE[plan.kind]))
+    street_stems = names.distinct_stems(rng, len(tree))
+    batch = Batch()
+    if plan.new_region is not None:
+        batch.regions.append(plan.new_region)
+    layout: list[tuple[bool, list[tuple[str, list[tuple[str, int]]]]]] = []
+    for s, communities in enumerate(tree):
+        number = plan.first_street + s
+        street = f"{plan.code}{number:03d}"
+        rural = s >= urban_streets
+        zh, en = ("镇", "Town") if rural else ("街道", "Street")
+        batch.regions.append(
+            (street, plan.code, "street", f"{street_stems[s]}{zh}", f"{en} {number}", None)
+        )
+        community_stems = names.distinct_stems(rng, len(communities))
+        laid: list[tuple[str, list[tuple[str, int]]]] = []
+        for c, grids in enumerate(communities, start=1):
+            community = f"{street}{c:03d}"
+            zh, en = ("村", "Village") if rural else ("社区", "Community")
+            name = f"{community_stems[c - 1]}{zh}"
+            batch.regions.append((community, street, "community", name, f"{en} {c}", None))
+            grid_codes: list[tuple[str, int]] = []
+            for g, households in enumerate(grids, start=1):
+                grid = f"{community}{g:03d}"
+                batch.regions.append((grid, community, "grid", f"第{g}网格", f"Grid {g}", None))
+                grid_codes.append((grid, households))
+            laid.append((name, grid_codes))
+        layout.append((rural, laid))
+
+    people = _People(plan, rng, start, ids)
+    cursor = 0
+    for rural, laid in layout:
+        for community_name, grid_codes in laid:
+            addresses = _Addresses(rng, community_name, rural=rural)
+            for grid, count in grid_codes:
+                people.grid(batch, grid, sizes[cursor : cursor + count], addresses)
+                cursor += count
+            if len(batch.persons) >= FLUSH_PERSONS:
+                yield batch
+                batch = Batch()
+    yield batch
 
 
 class _Addresses:
-    """Buildings of one community, numbered across its grids so no address repeats: urban
-    compounds (「新华路12号3栋2单元501」) or village groups (「新华村3组27号」)."""
+    """Buildings of one community: urban compounds, one per grid (「新华路12号3栋2单元501」),
+    or village groups numbered across the village's grids (「新华村3组27号」)."""
 
     def __init__(self, rng: random.Random, community_name: str, *, rural: bool) -> None:
         self.rng = rng
@@ -549,10 +648,11 @@ class _Addresses:
         self.building = 0
 
     def next_grid(self) -> None:
-        """Each urban grid is its own compound: the next odd number along the road, its
-        buildings numbered from 1 again."""
-        self.number += 2 + 2 * int(self.rng.random() * 5)
-        self.building = 0
+        """An urban grid is its own compound: the next number along the road, buildings
+        numbered from 1 again."""
+        if not self.rural:
+            self.number += 2 + 2 * int(self.rng.random() * 5)
+            self.building = 0
 
     def building_slots(self) -> tuple[str, str, list[tuple[str, str]]]:
         """The next building: its name, its address, and its (household number, address)s."""
@@ -578,74 +678,84 @@ class _Addresses:
 
 
 class _People:
-    """Fills grids with buildings, households and persons for one district."""
+    """Fills one district's grids with buildings, households and persons."""
 
-    def __init__(self, writer: _Writer, plan: DistrictPlan, rng: random.Random) -> None:
-        self.w = writer
+    def __init__(
+        self, plan: DistrictPlan, rng: random.Random, start: StartingPoint, ids: _Ids
+    ) -> None:
         self.rng = rng
-        self.ids = ResidentIds(plan.code)
+        self.start = start
+        self.ids = ids
         self.korean_share = KOREAN_SHARE.get(plan.city, KOREAN_SHARE_ELSEWHERE)
+        self.picker = names.NamePicker()
+        self.hasher = crypto.hasher()
+        self.resident_ids = ResidentIds(plan.code)
         # Resident ID numbers are unique by (district, birth date, sequence): counting the
         # sequences used per birth date and sex within the district is enough, and the
-        # counter is dropped with the district.
+        # counter goes with the district.
         self.used: dict[int, int] = {}
 
-    def grid(self, grid: str, sizes: list[int], numbering: _Addresses) -> None:
-        w, rng, pending = self.w, self.rng, self.w.pending
+    def grid(self, batch: Batch, grid: str, sizes: list[int], addresses: _Addresses) -> None:
+        rng, ids = self.rng, self.ids
         rand = rng.random
         getrandbits = rng.getrandbits
-        picker = w.picker
-        today_ord = w.today.toordinal()
-        now = w.now
-        ids = self.ids
+        surname_of, given_of = self.picker.surname, self.picker.given
+        today_ord = self.start.today.toordinal()
+        now = self.start.now
+        resident_ids = self.resident_ids.number
         used = self.used
-        base_hash = w.hasher
+        per_date = SEQUENCES_PER_DATE
+        base_hash = self.hasher
         encrypt = crypto.encrypt
+        mobile = names.mobile
+        phone_shares = _PHONE_SHARE
         resident_id = IdType.resident_id.value
         low_income_bit = int(SpecialGroup.low_income)
-        if not numbering.rural:
-            numbering.next_grid()
+        korean_share = self.korean_share
+        buildings, households, persons = batch.buildings, batch.households, batch.persons
+        addresses.next_grid()
         slots: list[tuple[str, str]] = []
         building_id = 0
         for size in sizes:
             if not slots:
-                name, address, slots = numbering.building_slots()
+                name, address, slots = addresses.building_slots()
                 slots.reverse()  # pop() from the end hands them out in order
-                building_id = w.next_building
-                w.next_building += 1
-                pending.buildings.append((building_id, grid, name, address))
+                building_id = ids.next_building
+                ids.next_building += 1
+                buildings.append((building_id, grid, name, address))
             household_no, address = slots.pop()
-            household_id = w.next_household
-            w.next_household += 1
-            pending.households.append((household_id, grid, household_no, building_id, address))
-            korean = rand() < self.korean_share
+            household_id = ids.next_household
+            ids.next_household += 1
+            households.append((household_id, grid, household_no, building_id, address))
+            korean = rand() < korean_share
             low_income = low_income_bit if rand() < LOW_INCOME_HOUSEHOLDS else 0
-            family = picker.surname(rng, korean=korean)
+            family = surname_of(rng, korean=korean)
             alone = size == 1
             for age, sex, own_surname in compose_household(rng, size):
                 born_ord = today_ord - int((age + rand()) * 365.2425)
                 key = born_ord * 2 + (sex == "M")
-                while used.get(key, 0) >= 499:
-                    # 499 sequences of one sex per birth date are taken here: a day older.
+                k = used.get(key, 0)
+                while k >= per_date:
+                    # Every sequence of this sex on this birth date is taken here: a day older.
                     born_ord -= 1
                     key -= 2
-                k = used.get(key, 0)
+                    k = used.get(key, 0)
                 used[key] = k + 1
-                born, number = ids.number(born_ord, 2 * k + 1 if sex == "M" else 2 * k + 2)
+                born, number = resident_ids(born_ord, 2 * k + 1 if sex == "M" else 2 * k + 2)
                 h = base_hash.copy()
                 h.update(number.encode())
-                surname = picker.surname(rng, korean=korean) if own_surname else family
-                pending.persons.append(
+                surname = surname_of(rng, korean=korean) if own_surname else family
+                persons.append(
                     (
                         f"{getrandbits(96):024x}",
-                        surname + picker.given(rng, sex, born.year, korean=korean),
+                        surname + given_of(rng, sex, born.year, korean=korean),
                         resident_id,
                         encrypt(number),
                         h.hexdigest(),
                         mask_id(number),
                         sex,
                         born,
-                        names.mobile(rng) if rand() < phone_share(age) else None,
+                        mobile(rng) if rand() < phone_shares[age] else None,
                         grid,
                         household_id,
                         address,
@@ -654,3 +764,58 @@ class _People:
                         now,
                     )
                 )
+
+
+# The second process -----------------------------------------------------------------------------
+
+
+def _batches_from_child(start: StartingPoint, plans: Sequence[DistrictPlan]) -> Iterator[Batch]:
+    """Run :func:`generate` in a fresh process and hand its batches over as they come, at
+    most a few ahead (so memory stays flat when writing is the slower half).
+
+    A spawned process (not a fork) so no database connection or lock is shared with it; it
+    gets the data key explicitly, since it encrypts the ID numbers."""
+    ctx = multiprocessing.get_context("spawn")
+    channel: Any = ctx.Queue(maxsize=3)
+    child = ctx.Process(
+        target=_generate_into,
+        args=(channel, get_settings().data_key, start, list(plans)),
+        name="bastion-province-generator",
+        daemon=True,
+    )
+    child.start()
+    try:
+        while True:
+            try:
+                item = channel.get(timeout=1.0)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(
+                        f"the province generator died (exit code {child.exitcode})"
+                    ) from None
+                continue
+            if item is None:
+                break
+            if isinstance(item, str):
+                raise RuntimeError(f"the province generator failed:\n{item}")
+            yield item
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join()
+        channel.close()
+        channel.join_thread()
+
+
+def _generate_into(
+    channel: Any, data_key: str, start: StartingPoint, plans: list[DistrictPlan]
+) -> None:
+    """The second process's work: every batch into ``channel``, then None (or a traceback)."""
+    os.environ["BASTION_DATA_KEY"] = data_key
+    get_settings.cache_clear()
+    try:
+        for batch in generate(start, plans):
+            channel.put(batch)
+        channel.put(None)
+    except Exception:  # noqa: BLE001 - any failure is reported to the parent, which raises it
+        channel.put(traceback.format_exc())

@@ -33,7 +33,7 @@ from bastion.core.auth import Perm, Principal
 from bastion.core.db import bulk_insert, is_postgres
 from bastion.core.errors import FieldProblem, NotFound
 from bastion.registry.idnumber import IdNumberError, parse_resident_id
-from bastion.testing import rules
+from bastion.testing import coverage, rules
 from bastion.testing import service as testing_service
 from bastion.testing.enums import TubeKind
 from bastion.testing.models import Round, ScanBatch, Site, SiteGrid
@@ -559,6 +559,7 @@ def _land_chunk(
     db_session.execute(text(COUNT_MEMBERS))
     for batch_id, accepted in db_session.execute(text(ACCEPTED)):
         reports[batch_id].accepted += accepted
+    coverage.add_sampled_from_verdict(db_session=db_session)  # coverage counters (issue #3 part 8)
     for batch_id, row_no, verdict, off_grid, capacity in db_session.execute(text(OUTCOMES)):
         report = reports[batch_id]
         meaning = VERDICTS.get(verdict)

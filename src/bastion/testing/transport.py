@@ -163,7 +163,9 @@ def _count(
         return len(scanned)
     if not 0 <= tubes_counted <= MAX_TUBES_PER_BOX:
         problems.append(
-            FieldProblem("tubes_counted", "field.out_of_range", {"min": 0, "max": MAX_TUBES_PER_BOX})
+            FieldProblem(
+                "tubes_counted", "field.out_of_range", {"min": 0, "max": MAX_TUBES_PER_BOX}
+            )
         )
     return tubes_counted
 
@@ -219,8 +221,9 @@ def pack_box(
     Refuses (every problem at once, nothing written): a malformed box code, an unknown round or
     site, no tubes or more than :data:`MAX_TUBES_PER_BOX`, a declared count out of range, a
     malformed or unknown tube, a tube of another round or site, a tube with no one bound to it,
-    a tube already in a box. Refuses a site outside the user's subtree (403) and a box code
-    already used for different contents (409)."""
+    a tube already in a box; a packing time in the future or before the round started. Refuses
+    a site outside the user's subtree (403) and a box code already used for different contents
+    (409)."""
     principal.require(Perm.transport_write)
     principal.require(Perm.scans_write)
     problems: list[FieldProblem] = []
@@ -258,10 +261,14 @@ def pack_box(
         site = None
     if problems:
         raise InvalidInput(problems=problems)
-    assert rnd is not None and site is not None and box_code is not None
+    assert rnd is not None
+    assert site is not None
+    assert box_code is not None
     if not principal.scope.contains(site.region_code):
         raise _forbidden_region("site", site.region_code)
     moment = _moment(at, None)
+    if moment < rnd.starts_at:
+        raise InvalidInput.one("at", "box.time_before_round")
 
     existing = db_session.execute(select(Box).where(Box.code == box_code)).scalar_one_or_none()
     if existing is not None:
@@ -289,13 +296,14 @@ def pack_box(
             .with_for_update()
         ).scalars()
     }
-    other_boxes = dict(
-        db_session.execute(
+    other_boxes = {
+        r.id: r.code
+        for r in db_session.execute(
             select(Box.id, Box.code).where(
                 Box.id.in_({t.box_id for t in found.values() if t.box_id is not None})
             )
-        ).tuples()
-    )
+        )
+    }
     for i, barcode in scanned:
         where = f"tubes.{i}"
         tube = found.get(barcode)
@@ -546,7 +554,7 @@ def box_view(db_session: Session, box: Box) -> BoxView:
         select(BoxScan.event_id, BoxScan.barcode)
         .where(BoxScan.event_id.in_([e.id for e in events]))
         .order_by(BoxScan.id)
-    ).tuples():
+    ):
         scans.setdefault(event_id, []).append(barcode)
     with_scans = [(e, scans.get(e.id)) for e in events]
     rnd = db_session.get(Round, box.round_id)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bastion.accounts.models import User
 from tests.integration.registry.people import audit_entries, count
 from tests.support.world import NANGUAN_GRID, PASSWORD
-
-from bastion.accounts.models import User
 
 USERS = "/api/v1/users"
 
@@ -89,5 +88,7 @@ def test_the_user_list_holds_only_the_callers_subtree(client, headers):
 
 def test_the_cast_password_logs_in(client):
     # Guards the fixture itself: the world's users really have the documented password.
-    response = client.post("/api/v1/auth/token", data={"username": "admin_in", "password": PASSWORD})
+    response = client.post(
+        "/api/v1/auth/token", data={"username": "admin_in", "password": PASSWORD}
+    )
     assert response.status_code == 200

@@ -110,13 +110,17 @@ def test_a_bad_designation_is_refused_naming_the_field(client, headers, db, body
 
 
 def test_a_region_outside_the_users_subtree_is_refused(client, headers):
-    response = client.post(ZONES, json=zone_body(region_code=CHANGYI_GRID), headers=headers("commander"))
+    response = client.post(
+        ZONES, json=zone_body(region_code=CHANGYI_GRID), headers=headers("commander")
+    )
     assert response.status_code == 403
     assert in_force(client, headers("commander", "out"), "2022-03-15") == []
 
 
 def test_an_unknown_region_is_not_found(client, headers):
-    response = client.post(ZONES, json=zone_body(region_code="220102009"), headers=headers("commander"))
+    response = client.post(
+        ZONES, json=zone_body(region_code="220102009"), headers=headers("commander")
+    )
     assert response.status_code == 404
 
 
@@ -127,9 +131,9 @@ def test_a_second_open_zone_on_a_region_is_refused(client, headers):
     assert again.status_code == 409
     assert again.json()["code"] == "zone.already_open"
     # Another region, even the neighbouring grid, is its own matter.
-    assert client.post(ZONES, json=zone_body(region_code=NANGUAN_GRID_2), headers=h).status_code == (
-        201
-    )
+    assert client.post(
+        ZONES, json=zone_body(region_code=NANGUAN_GRID_2), headers=h
+    ).status_code == (201)
 
 
 def test_a_zone_cannot_be_lifted_twice_or_before_it_started(client, headers):
@@ -157,7 +161,10 @@ def test_a_zone_outside_the_users_subtree_cannot_be_lifted(client, headers, db):
     h = headers("commander")
     response = client.post(f"{ZONES}/{outside.id}/lift", json={"ends_on": "2022-03-20"}, headers=h)
     assert response.status_code == 404
-    assert client.post(f"{ZONES}/999999/lift", json={"ends_on": "2022-03-20"}, headers=h).status_code == 404
+    assert (
+        client.post(f"{ZONES}/999999/lift", json={"ends_on": "2022-03-20"}, headers=h).status_code
+        == 404
+    )
     db.expire_all()
     assert outside.ends_on is None
 
@@ -218,7 +225,9 @@ def test_tonghua_does_not_see_the_zones_of_meihekou(db):
         region_code="220500",
         scope=region_service.scope_of(db_session=db, code="220500"),
     )
-    assert region_service.zones_in_force(db_session=db, principal=tonghua, on=date(2022, 3, 2)) == []
+    assert (
+        region_service.zones_in_force(db_session=db, principal=tonghua, on=date(2022, 3, 2)) == []
+    )
     with pytest.raises(Forbidden):
         region_service.designate_zone(
             db_session=db,

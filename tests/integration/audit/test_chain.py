@@ -3,6 +3,7 @@ and that never holds the personal data it protects."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import pytest
@@ -65,7 +66,7 @@ def test_the_chain_verifies_after_a_series_of_acts(db, principal):
     ]
     assert [e.seq for e in entries] == list(range(1, 7))
     assert entries[0].prev_hash == audit_service.GENESIS
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in itertools.pairwise(entries):
         assert after.prev_hash == before.hash
     assert report.head_hash == entries[-1].hash == db.get(AuditHead, 1).last_hash
 

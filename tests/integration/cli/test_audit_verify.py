@@ -25,8 +25,16 @@ def logged(bastion, tmp_path) -> Iterator[Engine]:
     tamper with, the append-only triggers removed as an intruder with the owner's rights would."""
     for n in range(3):
         result = bastion(
-            "users", "create", "--username", f"clerk{n}", "--role", "sampler",
-            "--region", "220100", "--password", "long-enough-1",
+            "users",
+            "create",
+            "--username",
+            f"clerk{n}",
+            "--role",
+            "sampler",
+            "--region",
+            "220100",
+            "--password",
+            "long-enough-1",
         )
         assert result.exit_code == 0, result.output
     path = tmp_path / "people.csv"

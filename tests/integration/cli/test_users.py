@@ -37,7 +37,14 @@ def test_it_creates_a_user_who_can_then_log_in(bastion, cli_db):
 
 def test_it_asks_for_the_password_when_not_given(bastion, cli_db):
     result = bastion(
-        "users", "create", "--username", "han.mei", "--role", "analyst", "--region", "220100",
+        "users",
+        "create",
+        "--username",
+        "han.mei",
+        "--role",
+        "analyst",
+        "--region",
+        "220100",
         input="long-enough-1\nlong-enough-1\n",
     )
     assert result.exit_code == 0, result.output
@@ -76,7 +83,12 @@ def test_every_bad_value_is_reported_at_once(bastion, cli_db):
 
 
 def test_a_taken_username_exits_1(bastion, cli_db):
-    values = {"username": "zhao.liu", "role": "sampler", "region": "220100", "password": "ok-pass-1"}
+    values = {
+        "username": "zhao.liu",
+        "role": "sampler",
+        "region": "220100",
+        "password": "ok-pass-1",
+    }
     assert create(bastion, **values).exit_code == 0
     again = create(bastion, **(values | {"role": "admin"}))
     assert again.exit_code == 1

@@ -20,7 +20,17 @@ COLUMNS = [
     "special_groups",
 ]
 #: The same columns as a county's spreadsheet names them.
-CHINESE_COLUMNS = ["姓名", "身份证号", "性别", "出生日期", "手机号", "区划代码", "住址", "户号", "特殊人群"]
+CHINESE_COLUMNS = [
+    "姓名",
+    "身份证号",
+    "性别",
+    "出生日期",
+    "手机号",
+    "区划代码",
+    "住址",
+    "户号",
+    "特殊人群",
+]
 
 
 def row(**values: Any) -> dict[str, Any]:

@@ -12,7 +12,12 @@ import pytest
 from bastion.core.auth import Principal
 from bastion.regions import service as region_service
 from bastion.registry import service as registry_service
-from tests.integration.registry.people import audit_entries, new_id_number, register, register_outside
+from tests.integration.registry.people import (
+    audit_entries,
+    new_id_number,
+    register,
+    register_outside,
+)
 from tests.support.world import MEIHEKOU_GRID, NANGUAN_GRID_2
 
 EXPORT = "/api/v1/persons/export/{}.csv"

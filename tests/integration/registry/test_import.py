@@ -84,7 +84,9 @@ def test_a_good_csv_lands_every_row_and_is_recorded(db, principal):
 def test_a_csv_with_chinese_headers_lands_in_any_usual_encoding(client, headers, db, encoding):
     rows = [
         person_row(name="欧阳娜娜", address="长春市南关区幸福街3号", special_groups="独居；低保"),
-        person_row(name="张伟", id_number=new_id_number(sex="M"), sex="男", special_groups="退役军人"),
+        person_row(
+            name="张伟", id_number=new_id_number(sex="M"), sex="男", special_groups="退役军人"
+        ),
     ]
     data = csv_bytes(rows, header=CHINESE_COLUMNS, encoding=encoding)
     response = upload(client, headers, data)
@@ -180,7 +182,11 @@ def test_a_number_twice_in_one_file_is_refused_on_the_later_row_naming_the_first
     result = run(db, principal, csv_bytes(rows))
     assert result.created == 3
     [problem] = result.problems
-    assert (problem.row, problem.field, problem.reason) == (5, "id_number", "person.duplicate_in_file")
+    assert (problem.row, problem.field, problem.reason) == (
+        5,
+        "id_number",
+        "person.duplicate_in_file",
+    )
     assert problem.params == {"first": 3}
     assert "row 3" in problem.text("en")
 
@@ -192,7 +198,11 @@ def test_sending_the_same_file_again_changes_nothing(client, headers, db):
     before = footprint(db)
     again = upload(client, headers, data)
     assert again.status_code == 200
-    assert (again.json()["created"], again.json()["unchanged"], again.json()["refused"]) == (0, 3, 0)
+    assert (again.json()["created"], again.json()["unchanged"], again.json()["refused"]) == (
+        0,
+        3,
+        0,
+    )
     after = footprint(db)
     assert after["persons"] == before["persons"]
     assert after["households"] == before["households"]
@@ -298,11 +308,26 @@ def _header_only() -> bytes:
             "name",
         ),
         ("garbage.csv", GARBAGE, None, "file"),
-        ("report.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "import.unsupported_type", "file"),
-        ("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + GARBAGE, "import.unsupported_type", "file"),
+        (
+            "report.pdf",
+            b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n",
+            "import.unsupported_type",
+            "file",
+        ),
+        (
+            "old.xls",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + GARBAGE,
+            "import.unsupported_type",
+            "file",
+        ),
         ("broken.xlsx", b"PK\x03\x04" + GARBAGE, "import.bad_file", "file"),
         ("truncated.xlsx", xlsx_bytes([GOOD_ROW])[:500], "import.bad_file", "file"),
-        ("nul.csv", csv_bytes([GOOD_ROW]).replace(b"13812345678", b"138\x0012345678"), "import.bad_file", "file"),
+        (
+            "nul.csv",
+            csv_bytes([GOOD_ROW]).replace(b"13812345678", b"138\x0012345678"),
+            "import.bad_file",
+            "file",
+        ),
     ],
 )
 def test_a_file_that_cannot_be_read_is_refused_whole_with_a_clear_4xx(

@@ -192,7 +192,9 @@ def test_a_lookup_by_id_number_finds_the_person_masked_and_is_audited(client, he
     number = new_id_number()
     person = register(db, id_number=number)
     typed = number[:6] + " " + number[6:].lower()
-    response = client.post(f"{PERSONS}/lookup", json={"id_number": typed}, headers=headers("hotline"))
+    response = client.post(
+        f"{PERSONS}/lookup", json={"id_number": typed}, headers=headers("hotline")
+    )
     assert response.status_code == 200, response.text
     assert response.json()["id"] == person.id
     assert response.json()["id_number"] != number

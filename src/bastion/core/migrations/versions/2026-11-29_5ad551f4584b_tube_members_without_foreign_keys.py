@@ -32,5 +32,3 @@ def downgrade() -> None:
     with op.batch_alter_table("tube_members", schema=None) as batch_op:
         for name, table, column in FOREIGN_KEYS:
             batch_op.create_foreign_key(name, table, [column], ["id"])
-
-

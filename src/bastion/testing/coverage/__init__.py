@@ -1,0 +1,67 @@
+"""Coverage and timeliness of a round: required, sampled, in time, results out, positives.
+
+A city's view must answer in well under a second on a full round (9 M people, 900 k tubes), so
+it never counts tube members: it reads ``round_coverage``, one row per round and home region
+(a grid), whose counters are kept as the record changes, set-based, in the writer's transaction:
+
+- :func:`snapshot_required` when the round opens (who must be tested, by the round's exemption
+  rules, see :mod:`bastion.testing.exemptions`);
+- :func:`add_sampled_from_verdict` from the scan ingest, right after it lands a chunk (it reads
+  the ingest's temporary table ``scan_verdict``);
+- :func:`add_results` (and :func:`remove_results` before a recorded result is changed) from the
+  result path.
+
+:func:`rebuild` recomputes every figure from the record: the repair path, and the oracle the
+tests hold the counters to. The view rolls grids up to any ancestor by code prefix, reading only
+the round's rows inside the asked region (a range on the primary key).
+
+The bulletin's "screened that day" and cumulative person-times come from
+``round_screening_hours`` (scans per round, UTC hour and home district), kept by the same ingest
+hook, so a province's day is a sum over a few thousand rows.
+"""
+
+from bastion.testing.coverage.counters import (
+    add_results,
+    add_sampled_from_verdict,
+    rebuild,
+    remove_results,
+    snapshot_required,
+)
+from bastion.testing.coverage.schemas import (
+    CoverageFigures,
+    CoverageRow,
+    CoverageView,
+    RoundStatus,
+    Screened,
+)
+from bastion.testing.coverage.views import (
+    MAX_PAGE,
+    get_round,
+    not_tested,
+    round_status,
+    screened,
+    screened_cumulative,
+    screened_on,
+    view,
+)
+
+__all__ = [
+    "MAX_PAGE",
+    "CoverageFigures",
+    "CoverageRow",
+    "CoverageView",
+    "RoundStatus",
+    "Screened",
+    "add_results",
+    "add_sampled_from_verdict",
+    "get_round",
+    "not_tested",
+    "rebuild",
+    "remove_results",
+    "round_status",
+    "screened",
+    "screened_cumulative",
+    "screened_on",
+    "snapshot_required",
+    "view",
+]

@@ -1,0 +1,397 @@
+"""The coverage counters: kept as scans and results land, and rebuilt from the record.
+
+Every writer here is set-based and runs in its caller's transaction; none commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    not_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import column, table
+
+from bastion.core import clock
+from bastion.core.db import UtcDateTime, is_postgres
+from bastion.core.errors import NotFound
+from bastion.regions import service as region_service
+from bastion.regions.codes import Scope
+from bastion.registry.models import Person
+from bastion.testing import exemptions
+from bastion.testing.models import Round, RoundCoverage, RoundScreeningHour, Tube, TubeMember
+
+AnySelect = Select[*tuple[Any, ...]]
+
+#: Tube ids per statement in add_results (SQLite allows 32,766 parameters).
+IDS_PER_STATEMENT = 5_000
+
+COUNTERS = (
+    "required",
+    "sampled",
+    "sampled_required",
+    "on_time",
+    "resulted",
+    "positive_people",
+    "positive_tubes",
+)
+
+#: The ingest's temporary table (see testing.ingest), as far as coverage reads it.
+VERDICT = table(
+    "scan_verdict",
+    column("round_id", Integer),
+    column("home", String),
+    column("scanned_at", UtcDateTime()),
+    column("person_id", BigInteger),
+    column("tube_id", BigInteger),
+    column("retest", Boolean),
+    column("verdict", String),
+)
+
+
+# Who is required ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundRules:
+    """A round's rule of who must be tested, ready to become SQL."""
+
+    round_id: int
+    scope: Scope
+    rules: tuple[exemptions.Exemption, ...]
+    exempt_scopes: tuple[Scope, ...]
+    on: date
+    deadline: datetime
+
+    @property
+    def needs_person(self) -> bool:
+        return any(r.needs_person for r in self.rules)
+
+    def required(self, home: Any, born: Any = None, groups: Any = None) -> ColumnElement[bool]:
+        """SQL: a person living at ``home``, born ``born``, in ``groups`` is required."""
+        conditions = [self.scope.clause(home)]
+        for rule in self.rules:
+            if rule.kind == "age_under":
+                conditions.append(born <= exemptions.born_on_or_before(self.on, rule.years))
+            elif rule.kind == "age_over":
+                conditions.append(born > exemptions.born_on_or_before(self.on, rule.years + 1))
+            elif rule.kind == "special_group":
+                conditions.append(groups.op("&")(rule.group_bit) == 0)
+        conditions.extend(not_(s.clause(home)) for s in self.exempt_scopes)
+        return and_(*conditions)
+
+
+def rules_of(db_session: Session, rnd: Round) -> RoundRules:
+    """The round's rules; refuses (InvalidInput) malformed exemptions stored on it."""
+    parsed = exemptions.parse(rnd.exemptions)
+    return RoundRules(
+        round_id=rnd.id,
+        scope=region_service.scope_of(db_session=db_session, code=rnd.region_code),
+        rules=tuple(parsed),
+        exempt_scopes=tuple(
+            region_service.scope_of(db_session=db_session, code=r.code)
+            for r in parsed
+            if r.kind == "region"
+        ),
+        on=clock.to_local(rnd.starts_at).date(),
+        deadline=rnd.deadline_at,
+    )
+
+
+def _round_by_id(db_session: Session, round_id: int) -> Round:
+    rnd = db_session.get(Round, round_id)
+    if rnd is None:
+        raise NotFound("round.not_found", round=str(round_id))
+    return rnd
+
+
+def _one_if(condition: ColumnElement[bool]) -> Any:
+    return case((condition, 1), else_=0)
+
+
+def not_retest(col: Any) -> ColumnElement[bool]:
+    """SQL: a member row that is not a retest (the words of the partial unique index, so
+    PostgreSQL can use it)."""
+    clause: ColumnElement[bool] = not_(col)
+    return clause
+
+
+# Writing the counters ----------------------------------------------------------------------
+
+
+def _upsert(
+    db_session: Session,
+    model: type[RoundCoverage] | type[RoundScreeningHour],
+    keys: Sequence[str],
+    values: Sequence[str],
+    source: AnySelect,
+    *,
+    replace: bool = False,
+    returning: str | None = None,
+) -> list[Any]:
+    """INSERT the rows of ``source`` (``keys`` then ``values`` columns); where a row exists, add
+    the values to it (or ``replace`` them). Returns the ``returning`` column of every row
+    written. ``source`` must have a WHERE clause (SQLite's parser needs one before ON CONFLICT)
+    and should be ordered by its keys: writers then lock rows in the same order, so two ingests
+    touching the same grids queue instead of deadlocking."""
+    tbl = model.__table__
+    stmt: Any
+    if is_postgres(db_session):
+        pg = postgresql.insert(model).from_select([*keys, *values], source)
+        pg_set = {v: pg.excluded[v] if replace else tbl.c[v] + pg.excluded[v] for v in values}
+        stmt = pg.on_conflict_do_update(index_elements=list(keys), set_=pg_set)
+    else:
+        lite = sqlite.insert(model).from_select([*keys, *values], source)
+        lite_set = {v: lite.excluded[v] if replace else tbl.c[v] + lite.excluded[v] for v in values}
+        stmt = lite.on_conflict_do_update(index_elements=list(keys), set_=lite_set)
+    if returning is None:
+        db_session.execute(stmt)
+        return []
+    return list(db_session.execute(stmt.returning(tbl.c[returning])).scalars())
+
+
+def _hour_of(db_session: Session, instant: Any) -> Any:
+    """SQL: the UTC hour an instant falls in, in the form the engine stores instants."""
+    if is_postgres(db_session):
+        # date_bin works on the instant itself: no time zone to convert (date_trunc's is slow).
+        return func.date_bin(text("INTERVAL '1 hour'"), instant, text("TIMESTAMPTZ '2000-01-01Z'"))
+    # SQLite keeps UTC instants as 'YYYY-MM-DD HH:MM:SS.ffffff' text (core.db).
+    return func.strftime("%Y-%m-%d %H:00:00.000000", instant)
+
+
+def snapshot_required(*, db_session: Session, round_id: int) -> None:
+    """Record, per home region, how many people the round requires: everyone registered in the
+    round's subtree whom no exemption names, counted now. Safe to call again (it replaces the
+    figure, leaving the sampled counters alone). Refuses an unknown round and malformed
+    exemptions stored on it (InvalidInput naming ``exemptions.N``)."""
+    rnd = _round_by_id(db_session, round_id)
+    rules = rules_of(db_session, rnd)
+    db_session.execute(
+        update(RoundCoverage).where(RoundCoverage.round_id == rnd.id).values(required=0)
+    )
+    source = (
+        select(literal(rnd.id, Integer), Person.region_code, func.count())
+        .where(rules.required(Person.region_code, Person.birth_date, Person.special_groups))
+        .group_by(Person.region_code)
+        .order_by(Person.region_code)
+    )
+    _upsert(
+        db_session,
+        RoundCoverage,
+        ("round_id", "region_code"),
+        ("required",),
+        source,
+        replace=True,
+    )
+
+
+def add_sampled_from_verdict(*, db_session: Session) -> None:
+    """Add the persons the ingest has just accepted (``scan_verdict`` rows with verdict 'ok',
+    retests excepted) to their home regions' counters and to the hourly screening figures;
+    creates the rows of regions the round had none for (people from elsewhere sampled in the
+    round, with nothing required). Call once per landed chunk, after the members are inserted
+    and before the temporary tables are cleared. Refuses nothing: rounds were checked upstream."""
+    v = VERDICT
+    accepted = and_(v.c.verdict == "ok", not_retest(v.c.retest))
+    hours = (
+        select(
+            v.c.round_id.label("round_id"),
+            func.substr(v.c.home, 1, 6).label("district"),
+            _hour_of(db_session, v.c.scanned_at).label("hour"),
+        )
+        .where(accepted)
+        .subquery()
+    )
+    # The hours written name the rounds of the chunk: no second pass to find them.
+    for round_id in sorted(set(_add_hours(db_session, hours))):
+        rules = rules_of(db_session, _round_by_id(db_session, round_id))
+        # A tube that already has a result (a late member; rare) counts towards results out.
+        prior = select(Tube.result).where(Tube.id == v.c.tube_id).scalar_subquery()
+        result = case((v.c.tube_id.is_(None), None), else_=prior)
+        if rules.needs_person:
+            required = rules.required(v.c.home, Person.birth_date, Person.special_groups)
+            frm: Any = v.outerjoin(Person, Person.id == v.c.person_id)
+        else:
+            required = rules.required(v.c.home)
+            frm = v
+        rows = (
+            select(
+                v.c.home.label("home"),
+                _one_if(required).label("req"),
+                _one_if(and_(required, v.c.scanned_at <= rules.deadline)).label("in_time"),
+                result.label("result"),
+            )
+            .select_from(frm)
+            .where(accepted, v.c.round_id == round_id)
+            .subquery()
+        )
+        source = (
+            select(
+                literal(round_id, Integer),
+                rows.c.home,
+                func.count(),
+                func.sum(rows.c.req),
+                func.sum(rows.c.in_time),
+                func.sum(_one_if(rows.c.result.is_not(None))),
+                func.sum(_one_if(rows.c.result == "positive")),
+            )
+            .where(rows.c.home.is_not(None))
+            .group_by(rows.c.home)
+            .order_by(rows.c.home)
+        )
+        _upsert(
+            db_session,
+            RoundCoverage,
+            ("round_id", "region_code"),
+            ("sampled", "sampled_required", "on_time", "resulted", "positive_people"),
+            source,
+        )
+
+
+def _add_hours(db_session: Session, hours: Any) -> list[int]:
+    """Add person-scans per (round, district, hour); returns the round of each row written."""
+    source = (
+        select(hours.c.round_id, hours.c.district, hours.c.hour, func.count())
+        .where(hours.c.district.is_not(None))
+        .group_by(hours.c.round_id, hours.c.district, hours.c.hour)
+        .order_by(hours.c.round_id, hours.c.district, hours.c.hour)
+    )
+    return _upsert(
+        db_session,
+        RoundScreeningHour,
+        ("round_id", "district_code", "hour"),
+        ("scans",),
+        source,
+        returning="round_id",
+    )
+
+
+def add_results(*, db_session: Session, tube_ids: Iterable[int] | AnySelect) -> None:
+    """Count the results just recorded on ``tube_ids`` (a list of ids, or a SELECT of one column
+    of ids): results out and positive people per member's home region, and each positive tube
+    once, in its first member's home region. Call it once per tube, when its result goes from
+    none to one (a tube passed twice is counted twice); retest tubes are not counted."""
+    _count_results(db_session, tube_ids, sign=1)
+
+
+def remove_results(*, db_session: Session, tube_ids: Iterable[int] | AnySelect) -> None:
+    """Take back what :func:`add_results` counted for ``tube_ids``: call it before a recorded
+    result is changed (e.g. a conflict resolved the other way), then add_results after."""
+    _count_results(db_session, tube_ids, sign=-1)
+
+
+def _count_results(db_session: Session, tube_ids: Iterable[int] | AnySelect, *, sign: int) -> None:
+    if isinstance(tube_ids, Select):
+        _count_result_slice(db_session, TubeMember.tube_id.in_(tube_ids), sign)
+        return
+    ids = sorted({int(i) for i in tube_ids})
+    for start in range(0, len(ids), IDS_PER_STATEMENT):
+        chunk = ids[start : start + IDS_PER_STATEMENT]
+        _count_result_slice(db_session, TubeMember.tube_id.in_(chunk), sign)
+
+
+def _count_result_slice(db_session: Session, which: ColumnElement[bool], sign: int) -> None:
+    m = TubeMember
+    positive = Tube.result == "positive"
+    source = (
+        select(
+            m.round_id,
+            m.region_code,
+            func.count() * sign,
+            func.sum(_one_if(positive)) * sign,
+            func.sum(_one_if(and_(positive, m.position == 1))) * sign,
+        )
+        .join(Tube, Tube.id == m.tube_id)
+        .where(which, not_retest(m.retest), Tube.result.is_not(None))
+        .group_by(m.round_id, m.region_code)
+        .order_by(m.round_id, m.region_code)
+    )
+    _upsert(
+        db_session,
+        RoundCoverage,
+        ("round_id", "region_code"),
+        ("resulted", "positive_people", "positive_tubes"),
+        source,
+    )
+
+
+def rebuild(*, db_session: Session, round_id: int) -> None:
+    """Recompute every coverage and screening figure of the round from the record: required from
+    the registry now, the rest from its tube members and tube results. The repair path; a full
+    city round takes seconds, not the milliseconds of the incremental path. Refuses an unknown
+    round and malformed exemptions."""
+    rnd = _round_by_id(db_session, round_id)
+    rules = rules_of(db_session, rnd)
+    db_session.execute(delete(RoundCoverage).where(RoundCoverage.round_id == rnd.id))
+    db_session.execute(delete(RoundScreeningHour).where(RoundScreeningHour.round_id == rnd.id))
+    snapshot_required(db_session=db_session, round_id=rnd.id)
+    m = TubeMember
+    if rules.needs_person:
+        required = rules.required(m.region_code, Person.birth_date, Person.special_groups)
+    else:
+        required = rules.required(m.region_code)
+    positive = Tube.result == "positive"
+    stmt = (
+        select(
+            literal(rnd.id, Integer),
+            m.region_code,
+            func.count(),
+            func.sum(_one_if(required)),
+            func.sum(_one_if(and_(required, m.scanned_at <= rnd.deadline_at))),
+            func.sum(_one_if(Tube.result.is_not(None))),
+            func.sum(_one_if(positive)),
+            func.sum(_one_if(and_(positive, m.position == 1))),
+        )
+        .select_from(m)
+        .outerjoin(Tube, Tube.id == m.tube_id)
+    )
+    if rules.needs_person:
+        stmt = stmt.outerjoin(Person, Person.id == m.person_id)
+    source = (
+        stmt.where(m.round_id == rnd.id, not_retest(m.retest))
+        .group_by(m.region_code)
+        .order_by(m.region_code)
+    )
+    _upsert(
+        db_session,
+        RoundCoverage,
+        ("round_id", "region_code"),
+        (
+            "sampled",
+            "sampled_required",
+            "on_time",
+            "resulted",
+            "positive_people",
+            "positive_tubes",
+        ),
+        source,
+    )
+    hours = (
+        select(
+            m.round_id.label("round_id"),
+            func.substr(m.region_code, 1, 6).label("district"),
+            _hour_of(db_session, m.scanned_at).label("hour"),
+        )
+        .where(m.round_id == rnd.id, not_retest(m.retest))
+        .subquery()
+    )
+    _add_hours(db_session, hours)

@@ -1,0 +1,542 @@
+"""Every API endpoint × every role × a target inside or outside the caller's region.
+
+The expected status is derived from ``core.auth.ROLE_PERMISSIONS``, never written per role: a
+role without the endpoint's permission gets 403, a role with it gets the endpoint's success
+status for a target inside its region (Changchun) and the endpoint's "outside" answer for a
+target in Jilin City. Unauthenticated calls get 401 everywhere but the public endpoints. An
+endpoint under /api/v1 without an entry here fails ``test_every_endpoint_is_in_the_matrix``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bastion.api.app import create_app
+from bastion.core import clock
+from bastion.core.auth import ROLE_PERMISSIONS, ROLES, Perm, system_principal
+from bastion.regions import service as region_service
+from bastion.testing import service as testing_service
+from bastion.testing.schemas import RoundCreate, SiteCreate
+from tests.integration.registry.imports import csv_bytes
+from tests.integration.registry.people import new_id_number, payload, register
+from tests.support.world import CHANGYI_GRID, NANGUAN_GRID, PASSWORD
+
+START = datetime(2022, 3, 25, 0, 0, tzinfo=UTC)
+NOW = START + timedelta(hours=6)
+CITY = {"in": "220100", "out": "220200"}
+DISTRICT = {"in": "220102", "out": "220202"}
+COMMUNITY = {"in": NANGUAN_GRID[:12], "out": CHANGYI_GRID[:12]}
+GRID = {"in": NANGUAN_GRID, "out": CHANGYI_GRID}
+PUBLIC = "public"
+ANY_USER = "any user"
+_unique = itertools.count(1)
+
+
+@dataclass
+class Req:
+    method: str
+    url: str
+    json: Any = None
+    data: dict[str, str] | None = None
+    files: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How to call one endpoint, what it needs, and what it answers."""
+
+    method: str
+    path: str
+    needs: Perm | str
+    build: Callable[[Session, str, str], Req]
+    ok: int = 200
+    #: The answer to a caller who holds the permission but targets another region.
+    outside: int = 403
+    #: Answers to callers lacking ``needs`` but holding another permission (else 403).
+    instead: dict[Perm, int] = field(default_factory=dict)
+    #: Further checks of a 2xx answer: (response, where) → None, asserting.
+    check: Callable[[Any, str], None] | None = None
+
+
+def _n() -> int:
+    return next(_unique)
+
+
+# Builders: (db, role, where) → the request, creating what it needs through the services. ------
+
+
+def _person(db: Session, where: str, **overrides: Any) -> Any:
+    return register(db, region_code=GRID[where], **overrides)
+
+
+def _zone(db: Session, where: str) -> Any:
+    return region_service.designate_zone(
+        db_session=db,
+        principal=system_principal(),
+        region_code=GRID[where],
+        kind="control",
+        starts_on=date(2022, 3, 20),
+        reason="matrix",
+    )
+
+
+def _round(db: Session, where: str) -> Any:
+    return testing_service.create_round(
+        db_session=db,
+        principal=system_principal(),
+        data=RoundCreate(
+            code=f"R-M{_n()}", name="matrix", region_code=CITY[where], starts_at=START
+        ),
+    )
+
+
+def _site(db: Session, where: str) -> Any:
+    return testing_service.create_site(
+        db_session=db,
+        principal=system_principal(),
+        data=SiteCreate(
+            code=f"S-M{_n()}",
+            name="采样点",
+            region_code=COMMUNITY[where],
+            capacity_per_hour=300,
+            grids=[GRID[where]],
+        ),
+    )
+
+
+def _import(db: Session, role: str, where: str) -> Req:
+    row = {"name": "王芳", "id_number": new_id_number(), "region_code": GRID[where]}
+    return Req("POST", "/api/v1/persons/import", files={"file": ("p.csv", csv_bytes([row]))})
+
+
+def _import_check(response: Any, where: str) -> None:
+    report = response.json()
+    assert (report["created"], report["refused"]) == ((1, 0) if where == "in" else (0, 1))
+
+
+def _scan(db: Session, role: str, where: str) -> Req:
+    rnd, site, person = _round(db, where), _site(db, where), _person(db, where)
+    return Req(
+        "POST",
+        "/api/v1/scans/batches",
+        json={
+            "key": f"matrix-{_n():08d}",
+            "round": rnd.code,
+            "site": site.code,
+            "groups": [
+                {
+                    "tube": f"TM{_n():08d}",
+                    "people": [person.token],
+                    "scanned_at": (START + timedelta(hours=2)).isoformat(),
+                }
+            ],
+        },
+    )
+
+
+def _scan_check(response: Any, where: str) -> None:
+    assert response.json()["accepted"] == (1 if where == "in" else 0)
+
+
+def _found(key: str) -> Callable[[Any, str], None]:
+    """For list endpoints (200 both ways): the record placed inside is listed, outside not."""
+
+    def check(response: Any, where: str) -> None:
+        values = {item[key] for item in response.json()}
+        assert (MARK[where] in values) == (where == "in"), values
+
+    return check
+
+
+#: The value a list check looks for, set by the builder of the running test.
+MARK: dict[str, Any] = {}
+
+
+def _marked(value: Any, where: str, req: Req) -> Req:
+    MARK[where] = value
+    return req
+
+
+MATRIX: list[Endpoint] = [
+    Endpoint("GET", "/api/v1/health", PUBLIC, lambda db, r, w: Req("GET", "/api/v1/health")),
+    Endpoint(
+        "GET", "/api/v1/openapi.json", PUBLIC, lambda db, r, w: Req("GET", "/api/v1/openapi.json")
+    ),
+    Endpoint("GET", "/api/v1/docs", PUBLIC, lambda db, r, w: Req("GET", "/api/v1/docs")),
+    Endpoint(
+        "POST",
+        "/api/v1/auth/token",
+        PUBLIC,
+        lambda db, r, w: Req(
+            "POST", "/api/v1/auth/token", data={"username": f"{r}_in", "password": PASSWORD}
+        ),
+    ),
+    Endpoint("GET", "/api/v1/auth/me", ANY_USER, lambda db, r, w: Req("GET", "/api/v1/auth/me")),
+    Endpoint(
+        "POST",
+        "/api/v1/auth/logout",
+        ANY_USER,
+        lambda db, r, w: Req("POST", "/api/v1/auth/logout"),
+        ok=204,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/regions/{code}",
+        Perm.regions_read,
+        lambda db, r, w: Req("GET", f"/api/v1/regions/{DISTRICT[w]}"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/regions/{code}/children",
+        Perm.regions_read,
+        lambda db, r, w: Req("GET", f"/api/v1/regions/{CITY[w]}/children"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/zones",
+        Perm.regions_read,
+        lambda db, r, w: _marked(
+            _zone(db, w).id, w, Req("GET", "/api/v1/zones", params={"on": "2022-03-25"})
+        ),
+        outside=200,
+        check=_found("id"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/zones",
+        Perm.zones_write,
+        lambda db, r, w: Req(
+            "POST",
+            "/api/v1/zones",
+            json={
+                "region_code": GRID[w],
+                "kind": "lockdown",
+                "starts_on": "2022-03-25",
+                "reason": "matrix",
+            },
+        ),
+        ok=201,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/zones/{zone_id}/lift",
+        Perm.zones_write,
+        lambda db, r, w: Req(
+            "POST", f"/api/v1/zones/{_zone(db, w).id}/lift", json={"ends_on": "2022-03-30"}
+        ),
+        outside=404,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/persons",
+        Perm.registry_write,
+        lambda db, r, w: Req("POST", "/api/v1/persons", json=payload(region_code=GRID[w])),
+        ok=201,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/persons",
+        Perm.registry_read,
+        lambda db, r, w: Req("GET", "/api/v1/persons", params={"region": CITY[w]}),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/persons/lookup",
+        Perm.registry_read,
+        lambda db, r, w: Req(
+            "POST",
+            "/api/v1/persons/lookup",
+            json={"id_number": _mark_number(db, w)},
+        ),
+        outside=404,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/persons/{person_id}",
+        Perm.registry_read,
+        lambda db, r, w: Req("GET", f"/api/v1/persons/{_person(db, w).id}"),
+        outside=404,
+        # A resident may read only their own record: anyone else's is simply not found.
+        instead={Perm.self_read: 404},
+    ),
+    Endpoint(
+        "PATCH",
+        "/api/v1/persons/{person_id}",
+        Perm.registry_write,
+        lambda db, r, w: Req(
+            "PATCH", f"/api/v1/persons/{_person(db, w).id}", json={"address": "新地址"}
+        ),
+        outside=404,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/persons/import",
+        Perm.registry_import,
+        _import,
+        outside=200,
+        check=_import_check,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/persons/export/{region_code}.csv",
+        Perm.registry_export,
+        lambda db, r, w: Req("GET", f"/api/v1/persons/export/{CITY[w]}.csv"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/users",
+        Perm.users_read,
+        lambda db, r, w: _marked(f"analyst_{w}", w, Req("GET", "/api/v1/users")),
+        outside=200,
+        check=_found("username"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/users",
+        Perm.users_manage,
+        lambda db, r, w: Req(
+            "POST",
+            "/api/v1/users",
+            json={
+                "username": f"matrix.{_n()}",
+                "password": "long-enough-1",
+                "role": "sampler",
+                "region_code": DISTRICT[w],
+            },
+        ),
+        ok=201,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/audit/verify",
+        Perm.audit_read,
+        lambda db, r, w: Req("GET", "/api/v1/audit/verify"),
+        outside=200,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/rounds",
+        Perm.rounds_manage,
+        lambda db, r, w: Req(
+            "POST",
+            "/api/v1/rounds",
+            json={
+                "code": f"R-N{_n()}",
+                "name": "matrix",
+                "region_code": CITY[w],
+                "starts_at": START.isoformat(),
+            },
+        ),
+        ok=201,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/rounds",
+        Perm.testing_read,
+        lambda db, r, w: _marked(_round(db, w).code, w, Req("GET", "/api/v1/rounds")),
+        outside=200,
+        check=_found("code"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/rounds/{ref}",
+        Perm.testing_read,
+        lambda db, r, w: Req("GET", f"/api/v1/rounds/{_round(db, w).code}"),
+        outside=404,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/rounds/{ref}/close",
+        Perm.rounds_manage,
+        lambda db, r, w: Req("POST", f"/api/v1/rounds/{_round(db, w).code}/close"),
+        outside=404,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/sites",
+        Perm.sites_manage,
+        lambda db, r, w: Req(
+            "POST",
+            "/api/v1/sites",
+            json={
+                "code": f"S-N{_n()}",
+                "name": "采样点",
+                "region_code": COMMUNITY[w],
+                "capacity_per_hour": 300,
+                "grids": [GRID[w]],
+            },
+        ),
+        ok=201,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/sites/{code}",
+        Perm.testing_read,
+        lambda db, r, w: Req("GET", f"/api/v1/sites/{_site(db, w).code}"),
+        outside=404,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/labs",
+        Perm.labs_manage,
+        lambda db, r, w: Req(
+            "POST",
+            "/api/v1/labs",
+            json={
+                "code": f"L-N{_n()}",
+                "name": "实验室",
+                "region_code": CITY[w],
+                "daily_capacity": 1000,
+            },
+        ),
+        ok=201,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/scans/batches",
+        Perm.scans_write,
+        _scan,
+        outside=200,
+        check=_scan_check,
+    ),
+]
+
+
+def _mark_number(db: Session, where: str) -> str:
+    number = new_id_number(region="220102" if where == "in" else "220202")
+    _person(db, where, id_number=number)
+    return number
+
+
+def expected_status(endpoint: Endpoint, role: str, where: str) -> int:
+    """What ``role`` (living in Changchun) gets from ``endpoint`` for a target ``where``."""
+    if endpoint.needs in (PUBLIC, ANY_USER):
+        return endpoint.ok
+    held = ROLE_PERMISSIONS[role]
+    if endpoint.needs not in held:
+        for other, status in endpoint.instead.items():
+            if other in held:
+                return status
+        return 403
+    return endpoint.ok if where == "in" else endpoint.outside
+
+
+def _key(endpoint: Endpoint) -> str:
+    return f"{endpoint.method} {endpoint.path}"
+
+
+def _send(client: Any, req: Req, headers: dict[str, str] | None) -> Any:
+    return client.request(
+        req.method,
+        req.url,
+        json=req.json,
+        data=req.data,
+        files=req.files,
+        params=req.params,
+        headers=headers or {},
+    )
+
+
+def test_every_endpoint_is_in_the_matrix():
+    app = create_app()
+    served = set()
+    for route in iter_route_contexts(app.routes):
+        path = route.path or ""
+        if path.startswith("/api/v1"):
+            for method in route.methods or ():
+                if method not in ("HEAD", "OPTIONS"):
+                    served.add(f"{method} {path}")
+    covered = {_key(e) for e in MATRIX}
+    assert served - covered == set(), "endpoints without a permission-matrix entry"
+    assert covered - served == set(), "matrix entries for endpoints that no longer exist"
+
+
+@pytest.fixture(autouse=True)
+def _frozen():
+    with clock.frozen(NOW):
+        yield
+
+
+class _TestsConnection:
+    """A session factory that hands out sessions on the running test's connection, so one app
+    (building it is the slow part of a request here) serves the whole module."""
+
+    def __init__(self) -> None:
+        self.current: sessionmaker[Session] | None = None
+
+    def __call__(self, **kwargs: Any) -> Session:
+        assert self.current is not None, "no test is running"
+        return self.current(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def _shared(engine: Engine) -> Iterator[tuple[TestClient, _TestsConnection]]:
+    factory = _TestsConnection()
+    app = create_app(factory=factory)
+    with TestClient(app, raise_server_exceptions=False) as shared:
+        yield shared, factory
+
+
+@pytest.fixture
+def client(_shared, session_factory) -> Iterator[TestClient]:
+    shared, factory = _shared
+    factory.current = session_factory
+    yield shared
+    factory.current = None
+
+
+@pytest.mark.parametrize("where", ["in", "out"])
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("endpoint", MATRIX, ids=_key)
+def test_each_role_gets_what_its_permissions_say(client, headers, db, endpoint, role, where):
+    MARK.clear()
+    req = endpoint.build(db, role, where)
+    db.flush()
+    auth = None if endpoint.needs == PUBLIC else headers(role)
+    response = _send(client, req, auth)
+    expected = expected_status(endpoint, role, where)
+    assert response.status_code == expected, (
+        f"{role} → {_key(endpoint)} ({where}): {response.status_code} {response.text[:300]}"
+    )
+    if expected < 300 and endpoint.check is not None:
+        endpoint.check(response, where)
+    if expected >= 400:
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("endpoint", MATRIX, ids=_key)
+def test_without_a_token_only_the_public_endpoints_answer(client, db, endpoint):
+    req = endpoint.build(db, "admin", "in")
+    db.flush()
+    response = _send(client, req, None)
+    if endpoint.needs == PUBLIC:
+        assert response.status_code == endpoint.ok
+    else:
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("endpoint", [e for e in MATRIX if e.needs != PUBLIC], ids=_key)
+def test_a_forged_or_expired_token_is_401(client, headers, db, endpoint):
+    req = endpoint.build(db, "admin", "in")
+    db.flush()
+    with clock.frozen(NOW - timedelta(days=3)):
+        expired = headers("admin")
+    data, mac = headers("admin")["Authorization"].removeprefix("Bearer ").split(".")
+    middle = len(data) // 2
+    tampered = data[:middle] + ("A" if data[middle] != "A" else "B") + data[middle + 1 :]
+    forged = {"Authorization": f"Bearer {tampered}.{mac}"}
+    for bad in (forged, expired):
+        response = _send(client, req, bad)
+        assert response.status_code == 401, response.text
