@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -47,4 +47,7 @@ def get_principal(request: Request, token: Annotated[str | None, Depends(oauth2)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+#: A row id in a path: a 64-bit key, so a larger number is refused (422) before the database
+#: sees it (both drivers fail on integers past 2**63 - 1).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 LangDep = Annotated[Language, Depends(request_language)]

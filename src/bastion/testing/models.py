@@ -342,7 +342,8 @@ class RoundCoverage(Base):
 
     ``required`` is snapshot when the round opens; the other figures count persons sampled in
     the round (retests excepted) by their home region at the time of the scan. ``rebuild``
-    recomputes every figure from the record."""
+    recomputes every figure from the record. On PostgreSQL the table keeps half of each page
+    free (fillfactor 50, set by its migration) so the counters are updated in place."""
 
     __tablename__ = "round_coverage"
 

@@ -237,3 +237,12 @@ def test_tonghua_does_not_see_the_zones_of_meihekou(db):
             starts_on=date(2022, 3, 2),
             reason="not theirs",
         )
+
+
+@pytest.mark.parametrize("zone_id", ["0", str(2**63), "99999999999999999999"])
+def test_an_impossible_zone_id_is_refused_naming_it_never_a_500(client, headers, zone_id):
+    response = client.post(
+        f"{ZONES}/{zone_id}/lift", json={"ends_on": "2022-03-20"}, headers=headers("commander")
+    )
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["zone_id"]

@@ -392,3 +392,17 @@ def test_the_id_number_is_not_changed_by_an_update(client, headers, db):
     client.patch(f"{PERSONS}/{person.id}", json={"id_number": other}, headers=headers("admin"))
     unmasked = client.get(f"{PERSONS}/{person.id}?unmask=true", headers=headers("admin")).json()
     assert unmasked["id_number"] == number
+
+
+@pytest.mark.parametrize("person_id", ["0", "-1", str(2**63), "99999999999999999999", "1.5"])
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+def test_an_impossible_person_id_is_refused_naming_it_never_a_500(
+    client, headers, method, person_id
+):
+    response = client.request(method, f"{PERSONS}/{person_id}", json={}, headers=headers("admin"))
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["person_id"]
+
+
+def test_the_largest_possible_person_id_is_simply_not_found(client, headers):
+    assert client.get(f"{PERSONS}/{2**63 - 1}", headers=headers("admin")).status_code == 404

@@ -678,3 +678,12 @@ def test_round_status_prints_a_table_by_city_and_rebuild_coverage_repairs(cli_en
     unknown = runner.invoke(app, ["testing", "round-status", "R-NOPE"])
     assert unknown.exit_code == 1
     assert "No round 'R-NOPE'" in " ".join(unknown.output.split())
+
+
+def test_taking_the_snapshot_again_changes_nothing_sampled(db):
+    people = [resident(db) for _ in range(3)]
+    rnd = open_round(db)
+    scan(db, rnd, factories.site(db), "TC00000071", people[:2], at=START + timedelta(hours=1))
+    before = counters(db, rnd.id)
+    coverage.snapshot_required(db_session=db, round_id=rnd.id)
+    assert counters(db, rnd.id) == before == {NANGUAN_GRID: (3, 2, 2, 2, 0, 0, 0)}

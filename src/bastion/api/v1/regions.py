@@ -7,7 +7,7 @@ from datetime import date
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from bastion.api.deps import CurrentPrincipal, SessionDep
+from bastion.api.deps import CurrentPrincipal, RowId, SessionDep
 from bastion.regions import service as region_service
 
 router = APIRouter(tags=["regions"])
@@ -75,7 +75,7 @@ def designate_zone(body: ZoneCreate, session: SessionDep, principal: CurrentPrin
 
 @router.post("/zones/{zone_id}/lift", response_model=ZoneRead)
 def lift_zone(
-    zone_id: int, body: ZoneLift, session: SessionDep, principal: CurrentPrincipal
+    zone_id: RowId, body: ZoneLift, session: SessionDep, principal: CurrentPrincipal
 ) -> object:
     return region_service.lift_zone(
         db_session=session, principal=principal, zone_id=zone_id, ends_on=body.ends_on

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from bastion.api.deps import CurrentPrincipal, LangDep, SessionDep
+from bastion.api.deps import CurrentPrincipal, LangDep, RowId, SessionDep
 from bastion.api.errors import problem
 from bastion.core.config import get_settings
 from bastion.core.errors import TooLarge
@@ -83,7 +83,7 @@ def lookup_person(
 
 @router.get("/{person_id}", response_model=PersonRead)
 def read_person(
-    person_id: int, session: SessionDep, principal: CurrentPrincipal, unmask: bool = False
+    person_id: RowId, session: SessionDep, principal: CurrentPrincipal, unmask: bool = False
 ) -> object:
     return registry_service.read(
         db_session=session, principal=principal, person_id=person_id, unmask=unmask
@@ -92,7 +92,7 @@ def read_person(
 
 @router.patch("/{person_id}", response_model=PersonRead)
 def update_person(
-    person_id: int, body: PersonUpdate, session: SessionDep, principal: CurrentPrincipal
+    person_id: RowId, body: PersonUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> object:
     person = registry_service.update(
         db_session=session, principal=principal, person_id=person_id, data=body

@@ -3,7 +3,6 @@ tested in a grid, and the bulletin's screening figures."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -369,9 +368,3 @@ def screened(*, db_session: Session, principal: Principal, region_code: str, day
         screened=screened_on(db_session=db_session, region_code=region.code, day=day),
         cumulative=screened_cumulative(db_session=db_session, region_code=region.code, day=day),
     )
-
-
-def exemptions_of(rnd: Round) -> list[dict[str, Any]]:
-    """The round's exemption rules as stored (for display)."""
-    data = json.loads(rnd.exemptions or "[]")
-    return data if isinstance(data, list) else []
