@@ -9,6 +9,7 @@ file (``python -m bench.run > results.jsonl``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -39,10 +40,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     memory_gb = None
-    try:
+    with contextlib.suppress(ValueError, OSError):
         memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        pass
     return {
         "cpus": os.cpu_count(),
         "cpu": model,

@@ -22,7 +22,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import resource
 import sqlite3
 import subprocess

@@ -26,6 +26,9 @@ from bastion.registry.models import Household, Person
 from bastion.registry.schemas import PersonCreate, PersonRead, PersonUpdate
 
 MAX_PAGE = 500
+#: Deeper than any province's registry; past it an offset is a mistake (and a 64-bit overflow
+#: in the database further on).
+MAX_OFFSET = 100_000_000
 
 
 def new_token() -> str:
@@ -260,8 +263,8 @@ def search(
     principal.require(Perm.registry_read)
     if limit < 1 or limit > MAX_PAGE:
         raise InvalidInput.one("limit", "field.out_of_range", min=1, max=MAX_PAGE)
-    if offset < 0:
-        raise InvalidInput.one("offset", "field.out_of_range", min=0, max="∞")
+    if offset < 0 or offset > MAX_OFFSET:
+        raise InvalidInput.one("offset", "field.out_of_range", min=0, max=MAX_OFFSET)
     region_service.get_or_404(db_session=db_session, code=region_code)
     principal.require_region(region_code)
     scope = region_service.scope_of(db_session=db_session, code=region_code)

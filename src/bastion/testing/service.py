@@ -93,11 +93,18 @@ def policy_of(rnd: Round) -> pooling.PoolPolicy:
 def get_round(*, db_session: Session, principal: Principal, ref: str | int) -> Round:
     """A round by id, by code, or ``"latest"``, inside the principal's subtree."""
     stmt = select(Round)
+    text_ref = str(ref)
+    # Refuse what cannot be a round before it reaches the database: an id past the integer
+    # range or a code with a NUL byte would otherwise fail there rather than say "not found".
+    if text_ref != "latest" and not (
+        (text_ref.isdigit() and len(text_ref) <= 9) or CODE_RE.match(text_ref)
+    ):
+        raise NotFound("round.not_found", round=text_ref[:40])
     if ref == "latest":
         stmt = stmt.where(principal.scope.clause(Round.region_code)).order_by(
             Round.starts_at.desc(), Round.id.desc()
         )
-    elif isinstance(ref, int) or str(ref).isdigit():
+    elif isinstance(ref, int) or (text_ref.isdigit() and len(text_ref) <= 9):
         stmt = stmt.where(Round.id == int(ref))
     else:
         stmt = stmt.where(Round.code == str(ref))

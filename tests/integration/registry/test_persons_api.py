@@ -296,6 +296,8 @@ def test_search_pages_through_the_results(client, headers, neighbourhood):
         ({"limit": 0}, "limit"),
         ({"limit": 501}, "limit"),
         ({"offset": -1}, "offset"),
+        ({"offset": 100_000_001}, "offset"),
+        ({"offset": 99999999999999999999}, "offset"),
         ({"limit": "ten"}, "limit"),
         ({"region": None}, "region"),
     ],

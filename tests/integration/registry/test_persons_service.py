@@ -111,7 +111,8 @@ def test_a_lookup_outside_the_region_finds_nothing_and_says_so_in_the_audit(db, 
 
 
 @pytest.mark.parametrize(
-    ("offset", "limit", "field"), [(0, 0, "limit"), (0, 501, "limit"), (-1, 10, "offset")]
+    ("offset", "limit", "field"),
+    [(0, 0, "limit"), (0, 501, "limit"), (-1, 10, "offset"), (10**20, 10, "offset")],
 )
 def test_search_refuses_pages_out_of_range(db, principal, offset, limit, field):
     with pytest.raises(InvalidInput) as caught:

@@ -637,10 +637,9 @@ def test_no_input_makes_a_server_error(client, headers, known, path, params):
 def test_round_status_prints_a_table_by_city_and_rebuild_coverage_repairs(cli_env, monkeypatch):
     from typer.testing import CliRunner
 
-    from bastion.cli.common import console
     from bastion.cli.main import app
 
-    monkeypatch.setattr(console, "width", 200)
+    monkeypatch.setenv("COLUMNS", "200")  # Rich reads it when it prints
     from bastion.core.db import transaction
     from bastion.regions.models import Region
 

@@ -246,3 +246,20 @@ def test_nothing_is_written_for_a_batch_of_only_bad_rows(db, setup):
     assert report.refused == 1
     assert db.execute(select(func.count()).select_from(Tube)).scalar_one() == before
     assert stranger.id
+
+
+@pytest.mark.parametrize("ref", ["99999999999999999999", "R\x00X", "x" * 500])
+def test_a_round_reference_that_cannot_exist_is_simply_unknown(db, setup, ref):
+    _, site, people = setup
+    batch = [
+        RawScan(
+            row=1,
+            round=ref,
+            site=site.code,
+            tube="TB00000019",
+            person=people[0].token,
+            scanned_at=NOW,
+        )
+    ]
+    report = run(db, batch)
+    assert [(p.field, p.reason) for p in report.problems] == [("round", "scan.unknown_round")]

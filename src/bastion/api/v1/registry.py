@@ -45,7 +45,7 @@ def search_persons(
     region: str,
     name: str | None = None,
     special_group: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=registry_service.MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=registry_service.MAX_PAGE)] = 50,
 ) -> PersonPage:
     rows, total = registry_service.search(
