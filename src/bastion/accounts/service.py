@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -91,11 +93,20 @@ def list_users(*, db_session: Session, principal: Principal) -> Sequence[User]:
     return db_session.execute(stmt).scalars().all()
 
 
+@lru_cache(maxsize=1)
+def _decoy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def authenticate(*, db_session: Session, username: str, password: str) -> User:
     """The active user with these credentials; refuses anything else with one message that
-    does not tell which half was wrong."""
+    does not tell which half was wrong, and in the same time: an unknown username still costs
+    a password check, or the answer's speed would tell which usernames exist."""
     user = get_by_username(db_session=db_session, username=username)
-    if user is None or not user.active or not verify_password(user.password_hash, password):
+    if user is None:
+        verify_password(_decoy_hash(), password)
+        raise NotAuthenticated("auth.bad_credentials")
+    if not verify_password(user.password_hash, password) or not user.active:
         raise NotAuthenticated("auth.bad_credentials")
     return user
 

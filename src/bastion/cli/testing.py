@@ -147,3 +147,7 @@ def lab_status(
 from bastion.cli import testing_coverage  # noqa: E402 - needs testing_app defined above
 
 testing_coverage.register(testing_app)
+
+from bastion.cli import testing_scans  # noqa: E402 - needs testing_app defined above
+
+testing_scans.register(testing_app)

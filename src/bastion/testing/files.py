@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 from collections.abc import Iterator
 from typing import IO
 
 from bastion.core.errors import FieldProblem, InvalidInput
 
 
-def _text_stream(binary: IO[bytes]) -> io.TextIOWrapper:
+def _lines(binary: IO[bytes]) -> Iterator[str]:
+    """The file's lines as text, decoded as UTF-8 (with or without BOM) or else GB18030 (what
+    Chinese spreadsheets save as "CSV"), judged from the first 64 KiB. The caller keeps
+    ownership of ``binary``."""
     head = binary.read(65536)
     binary.seek(0)
     encoding = "utf-8-sig"
     try:
         head.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        # A cut multi-byte character at the end of the sample is not an encoding error.
+        # A multi-byte character cut at the end of the sample is not an encoding error.
         if err.start < len(head) - 4:
             try:
                 head.decode("gb18030")
@@ -31,8 +33,7 @@ def _text_stream(binary: IO[bytes]) -> io.TextIOWrapper:
             encoding = "gb18030"
     if b"\x00" in head:
         raise InvalidInput.one("file", "import.bad_file", detail="NUL byte")
-    codecs.lookup(encoding)
-    return io.TextIOWrapper(binary, encoding=encoding, newline="", errors="strict")
+    return codecs.iterdecode(binary, encoding)
 
 
 def read_csv_rows(
@@ -40,8 +41,7 @@ def read_csv_rows(
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(row_number, {column: text})`` for each non-empty data row. Refuses (before the
     first row) a file without a header, with a missing required column or an unknown one."""
-    stream = _text_stream(binary)
-    reader = csv.reader(stream)
+    reader = csv.reader(_lines(binary))
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:

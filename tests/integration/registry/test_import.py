@@ -126,6 +126,16 @@ def test_an_xlsx_written_by_a_spreadsheet_lands_with_numbers_and_dates_understoo
     assert person_by_number(db, rows[1]["id_number"]).region_code == NANGUAN_GRID_2
 
 
+def test_awkward_characters_survive_the_bulk_path_exactly(db, principal):
+    address = 'C:\\楼\\3单元 "东门" 100%, 2号；#5'
+    values = person_row(name="欧阳·娜娜", address=address, household="H\\1")
+    result = run(db, principal, csv_bytes([values]))
+    assert result.created == 1, result.problems
+    person = person_by_number(db, values["id_number"])
+    assert (person.name, person.address) == ("欧阳·娜娜", address)
+    assert db.get(Household, person.household_id).household_no == "H\\1"
+
+
 def test_an_xlsx_named_as_csv_is_still_read_as_a_workbook(client, headers, db):
     response = upload(client, headers, xlsx_bytes([person_row()]), filename="export.csv")
     assert response.status_code == 200
