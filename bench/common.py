@@ -89,6 +89,8 @@ def emit(
         "limit": round(limit, 2) if isinstance(limit, float) else limit,
         "ratio": None if ratio is None else round(ratio, 2),
         **extra,
+        # Other work on the machine skews timings: say how busy it was.
+        "load_1min": round(os.getloadavg()[0], 2),
         "machine": machine(),
     }
     print(json.dumps(record, ensure_ascii=False), flush=True)

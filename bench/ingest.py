@@ -22,14 +22,14 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from bastion.core import clock
+from bastion.core import clock, migrate
 from bastion.core.auth import system_principal
 from bastion.core.db import bulk_insert, make_engine
-from bastion.core import migrate
 from bastion.regions import service as region_service
 from bastion.regions.models import Region
 from bastion.registry.models import Person
-from bastion.testing import ingest, service as testing_service
+from bastion.testing import ingest
+from bastion.testing import service as testing_service
 from bastion.testing.models import Site, SiteGrid, Tube
 from bastion.testing.schemas import RoundCreate
 from bench.common import emit
@@ -47,14 +47,39 @@ def _people(n: int, grids: list[str]) -> Iterator[tuple[object, ...]]:
     now = START
     for i in range(n):
         yield (
-            token(i), "测试", "other", b"\x00", f"{i:064x}", "X****X", "M" if i % 2 else "F",
-            date(1980, 1, 1), None, grids[i // PER_GRID], None, "", 0, now, now,
+            token(i),
+            "测试",
+            "other",
+            b"\x00",
+            f"{i:064x}",
+            "X****X",
+            "M" if i % 2 else "F",
+            date(1980, 1, 1),
+            None,
+            grids[i // PER_GRID],
+            None,
+            "",
+            0,
+            now,
+            now,
         )
 
 
 COLUMNS = [
-    "token", "name", "id_type", "id_cipher", "id_hash", "id_masked", "sex", "birth_date",
-    "phone", "region_code", "household_id", "address", "special_groups", "created_at",
+    "token",
+    "name",
+    "id_type",
+    "id_cipher",
+    "id_hash",
+    "id_masked",
+    "sex",
+    "birth_date",
+    "phone",
+    "region_code",
+    "household_id",
+    "address",
+    "special_groups",
+    "created_at",
     "updated_at",
 ]
 
@@ -67,17 +92,42 @@ def prepare(session: Session, n: int) -> tuple[list[str], str]:
     regions = []
     for s in range(streets):
         street = f"220102{s + 1:03d}"
-        regions.append(Region(code=street, parent_code="220102", level="street", name_zh="街道", name_en="Street"))
+        regions.append(
+            Region(
+                code=street, parent_code="220102", level="street", name_zh="街道", name_en="Street"
+            )
+        )
         community = f"{street}001"
-        regions.append(Region(code=community, parent_code=street, level="community", name_zh="社区", name_en="Community"))
+        regions.append(
+            Region(
+                code=community,
+                parent_code=street,
+                level="community",
+                name_zh="社区",
+                name_en="Community",
+            )
+        )
         for g in range(min(100, count - s * 100)):
             grid = f"{community}{g + 1:03d}"
-            regions.append(Region(code=grid, parent_code=community, level="grid", name_zh="网格", name_en="Grid"))
+            regions.append(
+                Region(
+                    code=grid, parent_code=community, level="grid", name_zh="网格", name_en="Grid"
+                )
+            )
             grids.append(grid)
     session.add_all(regions)
     session.flush()
     bulk_insert(session, Person, COLUMNS, _people(n, grids))
-    site = Site(code="BENCH-SITE", name="site", region_code="220102", teams=50, opens_at=datetime.min.time(), closes_at=datetime.max.time().replace(microsecond=0), capacity_per_hour=100000, active=True)
+    site = Site(
+        code="BENCH-SITE",
+        name="site",
+        region_code="220102",
+        teams=50,
+        opens_at=datetime.min.time(),
+        closes_at=datetime.max.time().replace(microsecond=0),
+        capacity_per_hour=100000,
+        active=True,
+    )
     session.add(site)
     session.flush()
     session.add_all(SiteGrid(site_id=site.id, region_code=g) for g in grids)
@@ -88,7 +138,11 @@ def scans(n: int, round_code: str, site: str) -> Iterator[ingest.RawScan]:
     base = START + timedelta(hours=1)
     for i in range(n):
         yield ingest.RawScan(
-            row=i + 2, round=round_code, site=site, tube=f"BT{i // 10:010d}", person=token(i),
+            row=i + 2,
+            round=round_code,
+            site=site,
+            tube=f"BT{i // 10:010d}",
+            person=token(i),
             scanned_at=base + timedelta(milliseconds=i * 5),
         )
 
@@ -101,7 +155,8 @@ def run(n: int) -> None:
             _, site = prepare(session, n)
             for code in ("ROUND-LIMIT", "ROUND-INGEST"):
                 testing_service.create_round(
-                    db_session=session, principal=system_principal(),
+                    db_session=session,
+                    principal=system_principal(),
                     data=RoundCreate(code=code, name=code, region_code="220100", starts_at=START),
                 )
         with Session(engine) as session:
@@ -111,31 +166,101 @@ def run(n: int) -> None:
         with clock.frozen(START + timedelta(hours=20)):
             # Limit: tubes and members straight in, no checks.
             with Session(engine) as session, session.begin():
-                round_id = session.execute(text("SELECT id FROM test_rounds WHERE code='ROUND-LIMIT'")).scalar_one()
+                round_id = session.execute(
+                    text("SELECT id FROM test_rounds WHERE code='ROUND-LIMIT'")
+                ).scalar_one()
                 site_id = session.execute(text("SELECT id FROM sampling_sites")).scalar_one()
                 first_person = session.execute(text("SELECT min(id) FROM persons")).scalar_one()
                 t0 = time.perf_counter()
-                bulk_insert(session, Tube, ["barcode", "round_id", "site_id", "region_code", "kind", "capacity", "member_count", "state", "first_scan_at"],
-                            ((f"LT{t:010d}", round_id, site_id, "220102", "pooled", 10, 10, "open", START) for t in range((n + 9) // 10)))
+                bulk_insert(
+                    session,
+                    Tube,
+                    [
+                        "barcode",
+                        "round_id",
+                        "site_id",
+                        "region_code",
+                        "kind",
+                        "capacity",
+                        "member_count",
+                        "state",
+                        "first_scan_at",
+                    ],
+                    (
+                        (
+                            f"LT{t:010d}",
+                            round_id,
+                            site_id,
+                            "220102",
+                            "pooled",
+                            10,
+                            10,
+                            "open",
+                            START,
+                        )
+                        for t in range((n + 9) // 10)
+                    ),
+                )
                 first_tube = session.execute(text("SELECT min(id) FROM tubes")).scalar_one()
-                bulk_insert(session, "tube_members", ["round_id", "tube_id", "person_id", "position", "scanned_at", "region_code", "off_grid", "retest"],
-                            ((round_id, first_tube + i // 10, first_person + i, i % 10 + 1, START + timedelta(hours=1), "220102001001001", False, False) for i in range(n)))
+                bulk_insert(
+                    session,
+                    "tube_members",
+                    [
+                        "round_id",
+                        "tube_id",
+                        "person_id",
+                        "position",
+                        "scanned_at",
+                        "region_code",
+                        "off_grid",
+                        "retest",
+                    ],
+                    (
+                        (
+                            round_id,
+                            first_tube + i // 10,
+                            first_person + i,
+                            i % 10 + 1,
+                            START + timedelta(hours=1),
+                            "220102001001001",
+                            False,
+                            False,
+                        )
+                        for i in range(n)
+                    ),
+                )
                 limit_s = time.perf_counter() - t0
             emit("ingest.raw_copy", n / limit_s, "rows/s", rows=n, seconds=round(limit_s, 2))
             with Session(engine) as session, session.begin():
                 t0 = time.perf_counter()
-                report = ingest.ingest_scans(db_session=session, principal=system_principal(), key="bench-file", source="file", scans=scans(n, "ROUND-INGEST", site))
+                report = ingest.ingest_scans(
+                    db_session=session,
+                    principal=system_principal(),
+                    key="bench-file",
+                    source="file",
+                    scans=scans(n, "ROUND-INGEST", site),
+                )
                 ingest_s = time.perf_counter() - t0
             assert report.accepted == n, (report.accepted, report.problems[:3])
-            emit("ingest.round", n / ingest_s, "person-scans/s", rows=n, seconds=round(ingest_s, 2),
-                 limit="ingest.raw_copy", ratio=round(ingest_s / limit_s, 2), target=">= 150000/s and ratio <= 2",
-                 peak_rss_mb=peak_rss_mb())
+            emit(
+                "ingest.round",
+                n / ingest_s,
+                "person-scans/s",
+                rows=n,
+                seconds=round(ingest_s, 2),
+                limit="ingest.raw_copy",
+                ratio=round(ingest_s / limit_s, 2),
+                target=">= 150000/s and ratio <= 2",
+                peak_rss_mb=peak_rss_mb(),
+            )
         engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--people", type=int, default=int(float(os.environ.get("BENCH_SCALE", "1")) * 9_000_000))
+    parser.add_argument(
+        "--people", type=int, default=int(float(os.environ.get("BENCH_SCALE", "1")) * 9_000_000)
+    )
     args = parser.parse_args(argv)
     run(args.people)
 

@@ -81,6 +81,7 @@ def demo(
     if serve:
         from bastion.cli.main import serve as serve_command
 
+        console.print(f"serving [bold]http://{host}:{port}[/] (Ctrl+C stops)")
         serve_command(host=host, port=port, workers=1)
 
 

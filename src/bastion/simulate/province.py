@@ -364,7 +364,9 @@ def build_province(
     """Build the demo province at ``scale`` (1.0 = all 24,073,453 people) from ``seed``, in the
     caller's transaction, reporting to ``progress`` as it goes. Loads the base regions first
     if they are missing. ``background`` forces generation into a second process (True) or
-    keeps it here (False); by default large builds use one.
+    keeps it here (False); by default large builds use one. That process is spawned, not
+    forked, so a script calling this must guard its entry point (``if __name__ ==
+    "__main__":``), as multiprocessing requires.
 
     Refuses a scale outside (0, 1] and a database that already holds persons (the demo
     province is built into an empty registry, never mixed into a real one).
