@@ -96,7 +96,7 @@ def run(people: int, seconds: int, connections: int) -> None:
                 db_session=session,
                 principal=system_principal(),
                 username="bench_sampler",
-                password="bench-password-1",
+                password="bench-password-1",  # noqa: S106 - a throwaway benchmark user
                 role="sampler",
                 region_code="220100",
             )

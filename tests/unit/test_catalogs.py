@@ -34,7 +34,7 @@ PREFIXES = (
     "antigen",
     "sim",
 )
-KEY_RE = re.compile(r"[\"']((?:%s)\.[a-z_]+)[\"']" % "|".join(PREFIXES))
+KEY_RE = re.compile(r"[\"']((?:" + "|".join(PREFIXES) + r")\.[a-z_]+)[\"']")
 # Audit actions and permission names share the dotted shape but are not messages.
 NOT_MESSAGES = re.compile(
     r"\.(create|update|unmask|lookup|export|import|designate|lift|close|read|write|manage|report|verify)$"

@@ -105,7 +105,7 @@ def test_the_same_scans_under_a_new_key_count_as_unchanged(db, setup):
     run(db, scans(rnd, site, "TB00000004", people[:5]), key="file-import-a")
     again = run(db, scans(rnd, site, "TB00000004", people[:5]), key="file-import-b")
     assert (again.accepted, again.unchanged, again.refused) == (0, 5, 0)
-    tube, rows = members_of(db, "TB00000004")
+    tube, _ = members_of(db, "TB00000004")
     assert tube.member_count == 5
 
 
@@ -203,7 +203,7 @@ def test_a_sampler_cannot_scan_at_a_site_outside_their_region(db, setup, princip
 def test_lockdown_zones_get_single_tubes(db, setup):
     from bastion.regions import service as region_service
 
-    rnd, site, people = setup
+    rnd, _, people = setup
     region_service.designate_zone(
         db_session=db,
         principal=system_principal(),

@@ -17,7 +17,12 @@ def _login(client, username: str, password: str = PASSWORD, next_path: str = "/"
     page = client.get("/login")
     return client.post(
         "/login",
-        data={"username": username, "password": password, "csrf": _csrf(page.text), "next": next_path},
+        data={
+            "username": username,
+            "password": password,
+            "csrf": _csrf(page.text),
+            "next": next_path,
+        },
         follow_redirects=False,
     )
 
