@@ -16,7 +16,7 @@ from bastion.core.auth import Perm, Principal
 from bastion.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from bastion.regions import service as region_service
 from bastion.regions.models import Zone
-from bastion.testing import pooling
+from bastion.testing import coverage, exemptions, pooling
 from bastion.testing.models import Lab, Round, Site, SiteGrid
 from bastion.testing.schemas import LabCreate, RoundCreate, SiteCreate
 
@@ -54,6 +54,7 @@ def create_round(*, db_session: Session, principal: Principal, data: RoundCreate
     except pooling.PoolPolicyError as err:
         problems.append(FieldProblem(f"pool_policy.{err.field}", err.reason, dict(err.params)))
         policy = pooling.PoolPolicy()
+    problems.extend(exemptions.problems(data.exemptions))
     if problems:
         raise InvalidInput(problems=problems)
     region_service.get_or_404(db_session=db_session, code=data.region_code)
@@ -74,6 +75,8 @@ def create_round(*, db_session: Session, principal: Principal, data: RoundCreate
     )
     db_session.add(rnd)
     db_session.flush()
+    # Who must be tested is counted once, when the round opens (the coverage denominator).
+    coverage.snapshot_required(db_session=db_session, round_id=rnd.id)
     audit_service.record(
         db_session=db_session,
         actor=principal,
@@ -97,14 +100,14 @@ def get_round(*, db_session: Session, principal: Principal, ref: str | int) -> R
     # Refuse what cannot be a round before it reaches the database: an id past the integer
     # range or a code with a NUL byte would otherwise fail there rather than say "not found".
     if text_ref != "latest" and not (
-        (text_ref.isdigit() and len(text_ref) <= 9) or CODE_RE.match(text_ref)
+        (text_ref.isascii() and text_ref.isdigit() and len(text_ref) <= 9) or CODE_RE.match(text_ref)
     ):
         raise NotFound("round.not_found", round=text_ref[:40])
     if ref == "latest":
         stmt = stmt.where(principal.scope.clause(Round.region_code)).order_by(
             Round.starts_at.desc(), Round.id.desc()
         )
-    elif isinstance(ref, int) or (text_ref.isdigit() and len(text_ref) <= 9):
+    elif isinstance(ref, int) or (text_ref.isascii() and text_ref.isdigit() and len(text_ref) <= 9):
         stmt = stmt.where(Round.id == int(ref))
     else:
         stmt = stmt.where(Round.code == str(ref))
