@@ -416,6 +416,39 @@ MATRIX: list[Endpoint] = [
         outside=200,
         check=_scan_check,
     ),
+    Endpoint(
+        "GET",
+        "/api/v1/rounds/{ref}/coverage",
+        Perm.testing_read,
+        lambda db, r, w: Req("GET", f"/api/v1/rounds/{_round(db, w).code}/coverage"),
+        outside=404,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/rounds/{ref}/status",
+        Perm.testing_read,
+        lambda db, r, w: Req("GET", f"/api/v1/rounds/{_round(db, w).code}/status"),
+        outside=404,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/rounds/{ref}/not-tested",
+        (Perm.testing_read, Perm.registry_read),
+        lambda db, r, w: Req(
+            "GET",
+            f"/api/v1/rounds/{_round(db, w).code}/not-tested",
+            params={"region": GRID[w]},
+        ),
+        outside=404,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/screening",
+        Perm.testing_read,
+        lambda db, r, w: Req(
+            "GET", "/api/v1/screening", params={"region": CITY[w], "day": "2022-03-25"}
+        ),
+    ),
 ]
 
 
