@@ -185,6 +185,8 @@ class Tube(Base):
         ),
         Index("ix_tubes_round_id_result", "round_id", "result"),
         Index("ix_tubes_round_id_region_code", "round_id", "region_code"),
+        # Lab figures read a lab's tubes received on a day.
+        Index("ix_tubes_lab_id_received_at", "lab_id", "received_at"),
     )
 
 

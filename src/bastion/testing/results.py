@@ -37,7 +37,6 @@ Decisions (issue #3):
 
 from __future__ import annotations
 
-import importlib
 import io
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -60,7 +59,7 @@ from bastion.core.errors import (
     InvalidInput,
     NotFound,
 )
-from bastion.testing import files, rules
+from bastion.testing import coverage, files, pools, rules
 from bastion.testing.models import Box, Lab, ResultConflict, Tube
 
 CHUNK = 50_000
@@ -591,16 +590,9 @@ def _land_chunk(
 
 
 def _process_results(db_session: Session, principal: Principal, tube_ids: list[int]) -> Any:
-    """Hand the tubes that got a new result to the positive-pool workflow (holds, retests).
-
-    ``bastion.testing.pools`` is written alongside this module; until it exists this is a
-    no-op (only that module's absence is tolerated, not an import error inside it)."""
-    try:
-        pools = importlib.import_module("bastion.testing.pools")
-    except ModuleNotFoundError as err:
-        if err.name != "bastion.testing.pools":
-            raise
-        return None
+    """Hand the tubes that got their first result to the coverage counters (results out,
+    positive tubes) and to the positive-pool workflow (holds, retests)."""
+    coverage.add_results(db_session=db_session, tube_ids=tube_ids)
     return pools.process_results(db_session=db_session, principal=principal, tube_ids=tube_ids)
 
 
@@ -770,6 +762,8 @@ def resolve_conflict(
         "ct_n": conflict.second_ct_n,
     }
     changed = pick == "second" and before != second
+    if changed:
+        coverage.remove_results(db_session=db_session, tube_ids=[tube.id])
     if pick == "second":
         tube.result = conflict.second_result
         tube.ct_orf1ab = conflict.second_ct_orf1ab

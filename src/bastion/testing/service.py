@@ -100,7 +100,8 @@ def get_round(*, db_session: Session, principal: Principal, ref: str | int) -> R
     # Refuse what cannot be a round before it reaches the database: an id past the integer
     # range or a code with a NUL byte would otherwise fail there rather than say "not found".
     if text_ref != "latest" and not (
-        (text_ref.isascii() and text_ref.isdigit() and len(text_ref) <= 9) or CODE_RE.match(text_ref)
+        (text_ref.isascii() and text_ref.isdigit() and len(text_ref) <= 9)
+        or CODE_RE.match(text_ref)
     ):
         raise NotFound("round.not_found", round=text_ref[:40])
     if ref == "latest":

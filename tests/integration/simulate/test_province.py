@@ -239,6 +239,15 @@ def test_names_and_phones_look_real(session):
     assert all(len(token) == 24 and int(token, 16) >= 0 for _, _, _, token in rows)
 
 
+def test_persons_are_stamped_with_the_build_time_readable_as_any_other_timestamp(session):
+    stamps = session.execute(select(Person.created_at, Person.updated_at).distinct()).all()
+    assert stamps == [(DAY, DAY)]
+    later = session.execute(
+        select(func.count()).select_from(Person).where(Person.created_at >= DAY)
+    ).scalar_one()
+    assert later == session.execute(select(func.count()).select_from(Person)).scalar_one()
+
+
 def test_a_second_build_is_refused_and_new_rows_still_get_fresh_ids(session):
     with pytest.raises(Conflict) as refused:
         build_province(db_session=session, scale=SCALE, seed=7)

@@ -167,7 +167,7 @@ def _generated(seed: int, persons: int = 3_000) -> list[tuple[object, ...]]:
     start = StartingPoint(
         seed=seed,
         today=date(2022, 3, 26),
-        now=datetime(2022, 3, 26, 8, tzinfo=UTC),
+        created_at=datetime(2022, 3, 26, 8, tzinfo=UTC),
         next_building=1,
         next_household=1,
     )
