@@ -36,6 +36,7 @@ test: lint ## Lint, type-check, then the whole suite on SQLite and PostgreSQL
 	$(RUN) pytest $(PYTEST_ARGS)
 
 bench: install ## Benchmarks: one JSON line per result (BENCH_SCALE shrinks them)
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } || echo "wrk missing: the live API benchmark will be skipped"
 	$(RUN) python -m bench.run $(BENCH_ARGS)
 
 clean: ## Remove the local database and caches

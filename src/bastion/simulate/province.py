@@ -503,6 +503,8 @@ class Batch:
 
 
 class _Writer:
+    """Writes batches through the bulk path, counting what it wrote."""
+
     def __init__(self, session: Session, *, total: int, progress: Progress | None) -> None:
         self.session = session
         self.total = total
@@ -544,12 +546,16 @@ def _sqlite_build_cache(session: Session) -> Iterator[None]:
     if is_postgres(session):
         yield
         return
-    previous = session.execute(text("PRAGMA cache_size")).scalar_one()
-    session.execute(text(f"PRAGMA cache_size = -{SQLITE_BUILD_CACHE_KIB}"))
+    # On the driver's connection: the setting is the connection's, and restoring it must work
+    # even when a failed build has left the session needing a rollback.
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    previous = int(raw.execute("PRAGMA cache_size").fetchone()[0])
+    raw.execute(f"PRAGMA cache_size = -{SQLITE_BUILD_CACHE_KIB}")
     try:
         yield
     finally:
-        session.execute(text(f"PRAGMA cache_size = {int(previous)}"))
+        raw.execute(f"PRAGMA cache_size = {previous}")
 
 
 @dataclass(frozen=True)

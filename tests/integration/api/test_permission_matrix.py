@@ -23,17 +23,23 @@ from typing import Any
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bastion.accounts.models import User
 from bastion.api.app import create_app
+from bastion.api.principals import PrincipalCache
 from bastion.core import clock
 from bastion.core.auth import ROLE_PERMISSIONS, ROLES, Perm, system_principal
 from bastion.regions import service as region_service
+from bastion.registry.models import Person
+from bastion.testing import antigen, results, transport
 from bastion.testing import service as testing_service
-from bastion.testing.schemas import RoundCreate, SiteCreate
+from bastion.testing.models import Lab, ResultConflict, RetestTask, Round, Site, Tube
+from bastion.testing.schemas import LabCreate, RoundCreate, SiteCreate
 from tests.integration.registry.imports import csv_bytes
 from tests.integration.registry.people import new_id_number, payload, register
+from tests.support import pool_factories
 from tests.support.world import CHANGYI_GRID, NANGUAN_GRID, PASSWORD
 
 START = datetime(2022, 3, 25, 0, 0, tzinfo=UTC)
@@ -71,6 +77,9 @@ class Endpoint:
     outside: int = 403
     #: Answers to callers lacking ``needs`` but holding another permission (else 403).
     instead: dict[Perm, int] = field(default_factory=dict)
+    #: Answers, instead of ``outside``, to callers holding ``needs`` and another permission who
+    #: target another region (a resident may name no one but themselves: 403, not 404).
+    outside_instead: dict[Perm, int] = field(default_factory=dict)
     #: Further checks of a 2xx answer: (response, where) → None, asserting.
     check: Callable[[Any, str], None] | None = None
 
@@ -155,11 +164,13 @@ def _scan_check(response: Any, where: str) -> None:
     assert response.json()["accepted"] == (1 if where == "in" else 0)
 
 
-def _found(key: str) -> Callable[[Any, str], None]:
-    """For list endpoints (200 both ways): the record placed inside is listed, outside not."""
+def _found(key: str, *, page: bool = False) -> Callable[[Any, str], None]:
+    """For list endpoints (200 both ways): the record placed inside is listed, outside not.
+    ``page``: the list is the answer's ``items``."""
 
     def check(response: Any, where: str) -> None:
-        values = {item[key] for item in response.json()}
+        body = response.json()
+        values = {item[key] for item in (body["items"] if page else body)}
         assert (MARK[where] in values) == (where == "in"), values
 
     return check
@@ -172,6 +183,232 @@ MARK: dict[str, Any] = {}
 def _marked(value: Any, where: str, req: Req) -> Req:
     MARK[where] = value
     return req
+
+
+def _link(db: Session, role: str, person: Person) -> None:
+    """Make ``person`` the caller's own (what a resident's account is for)."""
+    user = db.execute(select(User).where(User.username == f"{role}_in")).scalar_one()
+    user.person_id = person.id
+    db.flush()
+
+
+def _only_mark(response: Any, where: str) -> None:
+    """For "mine" lists: the caller's own record and nothing else (not a neighbour's)."""
+    assert [item["id"] for item in response.json()] == [MARK[where]], response.json()
+
+
+# Transport, results and labs. -------------------------------------------------------------
+
+#: A round over the whole province: every caller sees it, so the site alone is in or out.
+PROVINCE = "220000"
+TESTED_AT = START + timedelta(hours=4)
+
+
+def _lab(db: Session, where: str) -> Lab:
+    return testing_service.create_lab(
+        db_session=db,
+        principal=system_principal(),
+        data=LabCreate(
+            code=f"L-M{_n()}", name="实验室", region_code=CITY[where], daily_capacity=1000
+        ),
+    )
+
+
+def _sampled(
+    db: Session, where: str, *, people: int = 1, region: str | None = None
+) -> tuple[Round, Site, Tube]:
+    """A tube of ``people`` sampled at a site in ``where`` (round of ``region``, else the city)."""
+    rnd = testing_service.create_round(
+        db_session=db,
+        principal=system_principal(),
+        data=RoundCreate(
+            code=f"R-M{_n()}", name="matrix", region_code=region or CITY[where], starts_at=START
+        ),
+    )
+    site = _site(db, where)
+    members = [_person(db, where) for _ in range(people)]
+    tube = pool_factories.tube(
+        db, rnd, site, f"TM{_n():08d}", members, at=START + timedelta(hours=1)
+    )
+    return rnd, site, tube
+
+
+def _pack(db: Session, rnd: Round, site: Site, tube: Tube) -> str:
+    view = transport.pack_box(
+        db_session=db,
+        principal=system_principal(),
+        code=f"BOX-M{_n()}",
+        round_ref=rnd.code,
+        site_code=site.code,
+        tubes=[tube.barcode],
+        declared_tubes=1,
+        at=START + timedelta(hours=2),
+    )
+    return view.box.code
+
+
+def _box(db: Session, where: str) -> str:
+    """The code of a box packed at a site in ``where``."""
+    return _pack(db, *_sampled(db, where))
+
+
+def _in_lab(db: Session, where: str) -> tuple[Lab, Tube]:
+    """A tube sampled in ``where``, boxed and received by a lab there."""
+    rnd, site, tube = _sampled(db, where)
+    lab = _lab(db, where)
+    transport.receive_box(
+        db_session=db,
+        principal=system_principal(),
+        code=_pack(db, rnd, site, tube),
+        lab_code=lab.code,
+        tubes_counted=1,
+        at=START + timedelta(hours=3),
+    )
+    return lab, tube
+
+
+def _upload(db: Session, lab: Lab, tube: Tube, result: str) -> results.ResultReport:
+    return results.upload_results(
+        db_session=db,
+        principal=system_principal(),
+        rows=[
+            results.RawResult(
+                row=1,
+                lab=lab.code,
+                tube=tube.barcode,
+                result=result,
+                tested_at=TESTED_AT,
+                ct_orf1ab=30.5 if result == "positive" else None,
+            )
+        ],
+    )
+
+
+def _conflict(db: Session, where: str) -> int:
+    """The id of an open result conflict on a tube sampled and tested in ``where``."""
+    lab, tube = _in_lab(db, where)
+    assert _upload(db, lab, tube, "negative").accepted == 1
+    assert _upload(db, lab, tube, "positive").conflicts == 1
+    return db.execute(
+        select(ResultConflict.id).where(ResultConflict.tube_id == tube.id)
+    ).scalar_one()
+
+
+def _pack_req(db: Session, role: str, where: str) -> Req:
+    rnd, site, tube = _sampled(db, where, region=PROVINCE)
+    body = {
+        "code": f"BOX-N{_n()}",
+        "round": rnd.code,
+        "site": site.code,
+        "tubes": [tube.barcode],
+        "declared_tubes": 1,
+    }
+    return Req("POST", "/api/v1/boxes", json=body)
+
+
+def _receive_req(db: Session, role: str, where: str) -> Req:
+    code, lab = _box(db, where), _lab(db, where)
+    body = {"lab": lab.code, "tubes_counted": 1}
+    return Req("POST", f"/api/v1/boxes/{code}/receive", json=body)
+
+
+def _result_row(db: Session, where: str) -> dict[str, str]:
+    lab, tube = _in_lab(db, where)
+    return {
+        "lab": lab.code,
+        "tube": tube.barcode,
+        "result": "negative",
+        "tested_at": TESTED_AT.isoformat(),
+    }
+
+
+def _results_file(db: Session, role: str, where: str) -> Req:
+    csv = csv_bytes([_result_row(db, where)], columns=["lab", "tube", "result", "tested_at"])
+    return Req("POST", "/api/v1/results/file", files={"file": ("r.csv", csv, "text/csv")})
+
+
+def _results_check(field_name: str) -> Callable[[Any, str], None]:
+    """Results from a lab inside land; a lab outside has each of its rows refused."""
+
+    def check(response: Any, where: str) -> None:
+        report = response.json()
+        if where == "in":
+            assert (report["accepted"], report["refused"]) == (1, 0), report
+        else:
+            assert (report["accepted"], report["refused"]) == (0, 1), report
+            problems = [(p["field"], p["code"]) for p in report["problems"]]
+            assert problems == [(field_name, "error.region_outside")], report
+
+    return check
+
+
+# Positive pools, retests, antigen self-tests. ----------------------------------------------
+
+
+def _hold(db: Session, where: str) -> int:
+    """The id of the hold on a positive two-person pool sampled and tested in ``where``."""
+    _, _, tube = _sampled(db, where, people=2)
+    summary = pool_factories.result_and_process(
+        db, tube, "positive", at=TESTED_AT, lab=_lab(db, where)
+    )
+    (hold_id,) = summary.hold_ids
+    return hold_id
+
+
+def _retest(db: Session, where: str) -> int:
+    """The id of a retest task (a positive pool's) owed by someone in ``where``."""
+    hold_id = _hold(db, where)
+    first = select(RetestTask.id).where(RetestTask.hold_id == hold_id).order_by(RetestTask.id)
+    return db.execute(first.limit(1)).scalar_one()
+
+
+def _antigen(db: Session, person: Person, result: str = "positive") -> antigen.AntigenOutcome:
+    return antigen.report_antigen(
+        db_session=db,
+        principal=system_principal(),
+        data=antigen.AntigenReportIn(
+            person_id=person.id, result=result, tested_at=START + timedelta(hours=5)
+        ),
+    )
+
+
+def _my_retests(db: Session, role: str, where: str) -> Req:
+    """The caller's own task (the caller living in ``where``) and a neighbour's. Every role's
+    account is linked to a person here: one without self.read is refused all the same."""
+    own, neighbour = _person(db, where), _person(db, where)
+    _link(db, role, own)
+    tasks = [_antigen(db, p).task for p in (own, neighbour)]
+    assert tasks[0] is not None
+    return _marked(tasks[0].id, where, Req("GET", "/api/v1/retests/mine"))
+
+
+def _my_antigen_reports(db: Session, role: str, where: str) -> Req:
+    """The caller's own report (the caller living in ``where``) and a neighbour's."""
+    own, neighbour = _person(db, where), _person(db, where)
+    _link(db, role, own)
+    reports = [_antigen(db, p, "negative").report for p in (own, neighbour)]
+    return _marked(reports[0].id, where, Req("GET", "/api/v1/antigen-reports/mine"))
+
+
+def _report_antigen(db: Session, role: str, where: str) -> Req:
+    """A positive self-test of someone in ``where``. A resident names themselves inside and a
+    stranger outside (a resident may report for no one else); staff name the person."""
+    target = _person(db, where)
+    if role == "resident":
+        _link(db, role, target if where == "in" else _person(db, "in"))
+    body = {
+        "person_id": target.id,
+        "result": "positive",
+        "tested_at": (START + timedelta(hours=5)).isoformat(),
+    }
+    return _marked(target.id, where, Req("POST", "/api/v1/antigen-reports", json=body))
+
+
+def _reported(response: Any, where: str) -> None:
+    report = response.json()
+    assert report["person_id"] == MARK[where], report
+    assert report["created"], report
+    assert report["task"]["reason"] == "antigen", report
 
 
 MATRIX: list[Endpoint] = [
@@ -449,6 +686,140 @@ MATRIX: list[Endpoint] = [
             "GET", "/api/v1/screening", params={"region": CITY[w], "day": "2022-03-25"}
         ),
     ),
+    Endpoint(
+        "POST",
+        "/api/v1/boxes",
+        (Perm.transport_write, Perm.scans_write),
+        _pack_req,
+        ok=201,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/boxes/{code}/pick-up",
+        Perm.transport_write,
+        lambda db, r, w: Req(
+            "POST", f"/api/v1/boxes/{_box(db, w)}/pick-up", json={"tubes_counted": 1}
+        ),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/boxes/{code}/receive",
+        (Perm.transport_write, Perm.results_write),
+        _receive_req,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/boxes/{code}",
+        Perm.testing_read,
+        lambda db, r, w: Req("GET", f"/api/v1/boxes/{_box(db, w)}"),
+        outside=404,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/results",
+        Perm.results_write,
+        lambda db, r, w: Req("POST", "/api/v1/results", json={"results": [_result_row(db, w)]}),
+        outside=200,
+        check=_results_check("results.0.lab"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/results/file",
+        Perm.results_write,
+        _results_file,
+        outside=200,
+        check=_results_check("lab"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/tubes/{barcode}/result",
+        Perm.testing_read,
+        lambda db, r, w: Req("GET", f"/api/v1/tubes/{_in_lab(db, w)[1].barcode}/result"),
+        outside=404,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/results/conflicts",
+        Perm.testing_read,
+        lambda db, r, w: _marked(_conflict(db, w), w, Req("GET", "/api/v1/results/conflicts")),
+        outside=200,
+        check=_found("id"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/results/conflicts/{conflict_id}/resolve",
+        Perm.labs_manage,
+        lambda db, r, w: Req(
+            "POST",
+            f"/api/v1/results/conflicts/{_conflict(db, w)}/resolve",
+            json={"pick": "second", "note": "复核"},
+        ),
+        outside=404,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/lab-figures",
+        Perm.testing_read,
+        lambda db, r, w: _marked(
+            _lab(db, w).code, w, Req("GET", "/api/v1/lab-figures", params={"date": "2022-03-25"})
+        ),
+        outside=200,
+        check=_found("code"),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/pools/holds",
+        Perm.testing_read,
+        lambda db, r, w: _marked(
+            _hold(db, w), w, Req("GET", "/api/v1/pools/holds", params={"status": "all"})
+        ),
+        outside=200,
+        check=_found("id", page=True),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/pools/holds/{hold_id}",
+        Perm.testing_read,
+        lambda db, r, w: Req("GET", f"/api/v1/pools/holds/{_hold(db, w)}"),
+        outside=404,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/retests",
+        Perm.testing_read,
+        lambda db, r, w: _marked(
+            _retest(db, w), w, Req("GET", "/api/v1/retests", params={"status": "all"})
+        ),
+        outside=200,
+        check=_found("id", page=True),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/retests/mine",
+        Perm.self_read,
+        _my_retests,
+        # The caller's own tasks are theirs wherever they live.
+        outside=200,
+        check=_only_mark,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/antigen-reports",
+        Perm.antigen_report,
+        _report_antigen,
+        ok=201,
+        outside=404,
+        outside_instead={Perm.self_read: 403},
+        check=_reported,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v1/antigen-reports/mine",
+        Perm.self_read,
+        _my_antigen_reports,
+        outside=200,
+        check=_only_mark,
+    ),
 ]
 
 
@@ -469,7 +840,12 @@ def expected_status(endpoint: Endpoint, role: str, where: str) -> int:
             if other in held:
                 return status
         return 403
-    return endpoint.ok if where == "in" else endpoint.outside
+    if where == "in":
+        return endpoint.ok
+    for other, status in endpoint.outside_instead.items():
+        if other in held:
+            return status
+    return endpoint.outside
 
 
 def _key(endpoint: Endpoint) -> str:
@@ -540,6 +916,9 @@ def _shared(engine: Engine) -> Iterator[tuple[TestClient, _TestsConnection]]:
 def client(_shared, session_factory) -> Iterator[TestClient]:
     shared, factory = _shared
     factory.current = session_factory
+    # Each test has a database of its own (a resident's person, say): principals the app cached
+    # for an earlier test must not answer for this one.
+    shared.app.state.principals = PrincipalCache()
     yield shared
     factory.current = None
 

@@ -7,10 +7,7 @@ Create Date: 2026-11-29 23:26:49.957287
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
-
-import bastion.core.db
 
 revision: str = "c63ad4117570"
 down_revision: str | None = "9bc3627973ae"
