@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, event
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, TypeDecorator, event, text
 from sqlalchemy.engine import Connection, Dialect, Engine, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -128,6 +128,22 @@ def transaction(url: str | None = None) -> Iterator[Session]:
     """One unit of work for a CLI command or a script: commit on success, roll back on error."""
     with session_factory(url)() as session, session.begin():
         yield session
+
+
+@contextmanager
+def index_lookups(session: Session) -> Iterator[None]:
+    """Inside the block, PostgreSQL answers joins and lookups through indexes, never by scanning
+    a whole table. For bulk paths whose every lookup is by an indexed key: their tables grow by
+    millions of rows inside one transaction, faster than statistics follow, and a planner that
+    believes a table empty scans it once per looked-up row. A no-op on SQLite."""
+    if not is_postgres(session):
+        yield
+        return
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    try:
+        yield
+    finally:
+        session.execute(text("SET LOCAL enable_seqscan = on"))
 
 
 def is_postgres(session_or_conn: Session | Connection) -> bool:

@@ -20,7 +20,7 @@ from bastion.audit import service as audit_service
 from bastion.core import clock, crypto
 from bastion.core.auth import Perm, Principal
 from bastion.core.config import get_settings
-from bastion.core.db import bulk_insert
+from bastion.core.db import bulk_insert, index_lookups
 from bastion.core.errors import FieldProblem, InvalidInput
 from bastion.core.filereader import read_table
 from bastion.regions.models import Region
@@ -227,9 +227,8 @@ def _land(
     if not valid:
         return
     hashes = [h for _, _, h in valid]
-    existing = {
-        row.id_hash: row
-        for row in db_session.execute(
+    with index_lookups(db_session):
+        registered = db_session.execute(
             select(
                 Person.id_hash,
                 Person.name,
@@ -243,8 +242,8 @@ def _land(
             )
             .outerjoin(Household, Household.id == Person.household_id)
             .where(Person.id_hash.in_(hashes))
-        )
-    }
+        ).all()
+    existing = {row.id_hash: row for row in registered}
     new: list[tuple[int, rules.CleanPerson, str]] = []
     for row_number, clean, id_hash in valid:
         found = existing.get(id_hash)
@@ -304,7 +303,8 @@ def _households(
                 found[(region_code, household_no)] = hid
         return found
 
-    found = lookup()
+    with index_lookups(db_session):
+        found = lookup()
     missing = sorted(wanted - found.keys())
     if missing:
         bulk_insert(
@@ -313,5 +313,6 @@ def _households(
             ["region_code", "household_no", "address"],
             [(r, h, "") for r, h in missing],
         )
-        found = lookup()
+        with index_lookups(db_session):
+            found = lookup()
     return found

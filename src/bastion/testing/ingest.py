@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from bastion.core import clock, crypto
 from bastion.core.auth import Perm, Principal
-from bastion.core.db import bulk_insert, is_postgres
+from bastion.core.db import bulk_insert, index_lookups, is_postgres
 from bastion.core.errors import FieldProblem, NotFound
 from bastion.registry.idnumber import IdNumberError, parse_resident_id
 from bastion.testing import coverage, files, rules
@@ -573,14 +573,10 @@ def _land_chunk(
         # otherwise compute the same next positions (the unique (tube, position) index would then
         # refuse the second writer; SQLite's single writer needs no lock).
         db_session.execute(text(LOCK_TUBES))
-    if postgres:
-        # Every join here is by a unique or leading index column. Statistics on tubes and
-        # tube_members lag far behind a round's growth (a new round starts them empty), and a
-        # planner that believes them empty scans them once per staged row; forbid that.
-        db_session.execute(text("SET LOCAL enable_seqscan = off"))
-    db_session.execute(text(CLASSIFY))
-    if postgres:
-        db_session.execute(text("SET LOCAL enable_seqscan = on"))
+    # Every join here is by a unique or leading index column, while statistics on tubes and
+    # tube_members lag far behind a round's growth (a new round starts them empty).
+    with index_lookups(db_session):
+        db_session.execute(text(CLASSIFY))
     # New tubes are created already counted; only tubes that existed before are updated.
     db_session.execute(text(COUNT_MEMBERS))
     db_session.execute(text(CREATE_TUBES))
