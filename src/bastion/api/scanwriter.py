@@ -25,12 +25,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from bastion.core.errors import BastionError
-from bastion.testing.ingest import BatchIn, IngestReport, ingest_batches
+from bastion.testing.ingest import BatchIn, IngestReport, SiteCache, ingest_batches
 
 log = logging.getLogger("bastion.scanwriter")
 
 MAX_GROUP = 256
 MAX_PENDING = 4_000
+#: Writers per process: while one group waits on the database (statements, the commit's flush),
+#: the next is already being judged. Groups rarely share tubes, so they rarely wait on each
+#: other's locks; when they do, the second waits (and the edge retries a deadlock victim).
+WRITERS = 3
 
 
 class Overloaded(Exception):
@@ -50,17 +54,24 @@ class ScanWriter:
         *,
         max_group: int = MAX_GROUP,
         max_pending: int = MAX_PENDING,
+        writers: int = WRITERS,
     ) -> None:
         self.factory = factory
         self.max_group = max_group
         self.max_pending = max_pending
+        self.writers = writers
+        self.sites = SiteCache()
         self._queue: asyncio.Queue[_Pending] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def _ensure_running(self) -> asyncio.Queue[_Pending]:
-        if self._queue is None or self._task is None or self._task.done():
-            self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._queue is None or any(task.done() for task in self._tasks) or not self._tasks:
+            for task in self._tasks:
+                task.cancel()
+            queue: asyncio.Queue[_Pending] = asyncio.Queue()
+            self._queue = queue
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._run(queue)) for _ in range(self.writers)]
         return self._queue
 
     async def submit(self, batch: BatchIn) -> IngestReport:
@@ -72,9 +83,7 @@ class ScanWriter:
         await queue.put(_Pending(batch, future))
         return await future
 
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+    async def _run(self, queue: asyncio.Queue[_Pending]) -> None:
         while True:
             group = [await queue.get()]
             while len(group) < self.max_group and not queue.empty():
@@ -92,7 +101,9 @@ class ScanWriter:
         for _ in range(2):
             try:
                 with self.factory() as session, session.begin():
-                    return list(ingest_batches(db_session=session, batches=batches))
+                    return list(
+                        ingest_batches(db_session=session, batches=batches, sites=self.sites)
+                    )
             except (IntegrityError, DBAPIError) as err:
                 log.warning(
                     "group of %d batches failed to commit (%s); retrying", len(batches), err
@@ -103,7 +114,9 @@ class ScanWriter:
         for batch in batches:
             try:
                 with self.factory() as session, session.begin():
-                    out.append(ingest_batches(db_session=session, batches=[batch])[0])
+                    out.append(
+                        ingest_batches(db_session=session, batches=[batch], sites=self.sites)[0]
+                    )
             except BastionError as err:
                 out.append(err)
             except Exception as err:

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import math
 import random
 import time as wall_clock
@@ -155,7 +156,7 @@ SOURCE = "simulation"
 
 Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total): ``"sampling"`` counts residents whose community is done,
-``"retests"`` counts retest tasks answered."""
+``"results"`` and ``"retests"`` count tubes resulted."""
 
 
 @dataclass(frozen=True)
@@ -555,8 +556,18 @@ def tube_result(rng: random.Random, infected: bool) -> Value:
 # The run ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Shipped:
+    """A box received by a lab, waiting for its run."""
+
+    code: str
+    lab_code: str
+    received: float
+
+
 class _Run:
-    """One simulation's state: the round, its names and keys, and running counters."""
+    """One simulation's state: the round, its names and keys, the boxes awaiting a lab run, the
+    infected people and tubes (the truth results are drawn from) and running counters."""
 
     def __init__(
         self,
@@ -566,6 +577,7 @@ class _Run:
         seed: int,
         layout: _Layout,
         limit: datetime,
+        progress: Progress | None,
     ) -> None:
         self.db = db_session
         self.principal = principal
@@ -573,13 +585,21 @@ class _Run:
         self.seed = seed
         self.layout = layout
         self.limit = limit
+        self.progress = progress
         self.prefix = hashlib.sha256(rnd.code.encode()).hexdigest()[:6].upper()
         self.infected: set[int] = set()
+        self.infected_tubes: set[str] = set()
+        self.boxes: list[_Shipped] = []
+        self.tubes = 0
         self.refused_scans = 0
         self.refused_results = 0
 
     def rng(self, *names: object) -> random.Random:
         return random.Random("/".join(["bastion/simulate/round", str(self.seed), *map(str, names)]))
+
+    def tell(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
 
     @contextmanager
     def at(self, seconds: float) -> Iterator[datetime]:
@@ -595,6 +615,7 @@ class _Run:
     # Scans ------------------------------------------------------------------------------------
 
     def ingest(self, key: str, site: _Site, tubes: Sequence[_Tube], sync: float) -> None:
+        """One scanner batch through the bulk path, sent ``SYNC_AFTER`` its last scan."""
         scans = [
             RawScan(
                 row=row,
@@ -615,11 +636,17 @@ class _Run:
                 db_session=self.db, principal=self.principal, key=key, source=SOURCE, scans=scans
             )
         self.refused_scans += report.refused
+        for tube in tubes:
+            infected = [member[0] for _, member in tube.scans if member[2]]
+            if infected:
+                self.infected.update(infected)
+                self.infected_tubes.add(tube.barcode)
 
-    # Boxes and results --------------------------------------------------------------------------
+    # Boxes ------------------------------------------------------------------------------------
 
-    def ship(self, box_code: str, site: _Site, tubes: Sequence[_Tube], packed: float) -> float:
-        """Pack, pick up and receive one box; returns the receipt time (epoch seconds)."""
+    def ship(self, box_code: str, site: _Site, tubes: Sequence[_Tube], packed: float) -> None:
+        """Pack, pick up and receive one box (each step skipped when the record shows it done:
+        a re-run), and queue it for its lab's next run."""
         rng = self.rng("box", box_code)
         picked = packed + 60 * rng.uniform(*PICK_UP_AFTER)
         received = picked + 60 * rng.uniform(*TRANSIT)
@@ -658,64 +685,19 @@ class _Run:
                     tubes=barcodes,
                     at=moment,
                 )
-        return received
+        self.boxes.append(_Shipped(box_code, site.lab_code, received))
 
-    def report(
-        self,
-        box_code: str,
-        site: _Site,
-        received: float,
-        rows: Sequence[tuple[str, Value]],
-    ) -> None:
-        """Test a received box's tubes in one run and upload the results."""
-        rng = self.rng("lab", box_code)
-        tested = received + 60 * rng.uniform(*TESTED_AFTER)
-        uploaded = tested + 60 * rng.uniform(*UPLOAD_AFTER)
-        pending = set(
-            self.db.execute(
-                select(Tube.barcode).where(
-                    Tube.barcode.in_([b for b, _ in rows]), Tube.result.is_(None)
-                )
-            ).scalars()
-        )
-        if not pending:
-            return  # a re-run: every result of this box is on record already
-        raw = [
-            RawResult(
-                row=i,
-                lab=site.lab_code,
-                tube=barcode,
-                result=value,
-                tested_at=_moment(tested),
-                ct_orf1ab=orf,
-                ct_n=n,
-            )
-            for i, (barcode, (value, orf, n)) in enumerate(rows, start=1)
-        ]
-        with self.at(uploaded):
-            report = results.upload_results(db_session=self.db, principal=self.principal, rows=raw)
-        self.refused_results += report.refused
-
-    def dispatch(
-        self,
-        site: _Site,
-        box_code: str,
-        tubes: Sequence[_Tube],
-        rows: Sequence[tuple[str, Value]],
-        packed: float,
-    ) -> None:
-        """Ship ``tubes`` in as many boxes as they need and report ``rows`` (their results)."""
+    def dispatch(self, site: _Site, box_code: str, tubes: Sequence[_Tube], packed: float) -> None:
+        """Ship ``tubes`` in as many boxes as they need."""
         step = transport.MAX_TUBES_PER_BOX
         for part in range(0, len(tubes), step):
             code = box_code if part == 0 else f"{box_code}-{part // step}"
-            received = self.ship(code, site, tubes[part : part + step], packed)
-            self.report(code, site, received, rows[part : part + step])
+            self.ship(code, site, tubes[part : part + step], packed)
 
     # One site ---------------------------------------------------------------------------------
 
-    def run_site(self, site: _Site, visits: list[_Visit]) -> int:
-        """Everything at one site: its queue hour by hour, a batch, a box and a lab run per hour.
-        Returns the people sampled."""
+    def run_site(self, site: _Site, visits: list[_Visit]) -> None:
+        """One site's day: its queue, then per hour one scanner batch and one box."""
         visits.sort(key=lambda v: (v.arrival, v.members[0][1]))
         gap = 3600 / site.capacity_per_hour
         hours: dict[int, list[tuple[float, _Visit, list[float]]]] = {}
@@ -726,38 +708,79 @@ class _Run:
                 previous = max(visit.arrival, previous + gap)
                 times.append(float(round(previous)))
             hours.setdefault(int(times[0] // 3600), []).append((times[0], visit, times))
-        seq = 0
-
-        def barcodes() -> Iterator[str]:
-            nonlocal seq
-            while True:
-                seq += 1
-                yield f"{self.prefix}{site.number:05d}{seq:06d}"
-
-        numbers = barcodes()
-        sampled = 0
+        numbers = (f"{self.prefix}{site.number:05d}{seq:06d}" for seq in itertools.count(1))
         for box_no, hour in enumerate(sorted(hours), start=1):
             batch = hours[hour]
             tubes = fill_tubes(batch, site.size, numbers)
-            last = max(t for _, _, times in batch for t in times)
-            sync = last + SYNC_AFTER
+            sync = max(t for _, _, times in batch for t in times) + SYNC_AFTER
             self.ingest(f"sim:{self.rnd.code}:{site.number}:{hour}", site, tubes, sync)
-            sampled += sum(len(v.members) for _, v, _ in batch)
-            rows = []
-            for tube in tubes:
-                infected = any(member[2] for _, member in tube.scans)
-                rows.append((tube.barcode, tube_result(self.rng("tube", tube.barcode), infected)))
-                self.infected.update(member[0] for _, member in tube.scans if member[2])
             box_code = f"{self.prefix}B{site.number:05d}{box_no:03d}"
-            self.dispatch(site, box_code, tubes, rows, sync + PACK_AFTER)
-        return sampled
+            self.dispatch(site, box_code, tubes, sync + PACK_AFTER)
+            self.tubes += len(tubes)
+
+    # Lab runs ---------------------------------------------------------------------------------
+
+    def value_of(self, barcode: str, *, retest: bool) -> Value:
+        rng = self.rng("tube", barcode)
+        infected = barcode in self.infected_tubes
+        if not retest:
+            return tube_result(rng, infected)
+        if infected:
+            orf, n = ct_pair(rng, weak=False)
+            return "positive", orf, n
+        return "negative", None, None
+
+    def run_labs(self, *, retest: bool, stage: str) -> None:
+        """Test the queued boxes and upload their results: a box is run 1–4 hours after its
+        receipt, and each lab uploads the runs of an hour together minutes after it ends (one
+        call of the bulk path per lab and hour, holds and retest tasks made there)."""
+        runs: dict[tuple[int, str], list[tuple[str, float]]] = {}
+        for box in self.boxes:
+            tested = box.received + 60 * self.rng("lab", box.code).uniform(*TESTED_AFTER)
+            runs.setdefault((int(tested // 3600), box.lab_code), []).append((box.code, tested))
+        self.boxes = []
+        total = self.tubes
+        done = 0
+        for (hour, lab_code), boxes in sorted(runs.items()):
+            tested_of = dict(boxes)
+            rng = self.rng("upload", lab_code, hour, stage)
+            uploaded = (hour + 1) * 3600 + 60 * rng.uniform(*UPLOAD_AFTER)
+            pending = self.db.execute(
+                select(Tube.barcode, Box.code)
+                .join(Box, Box.id == Tube.box_id)
+                .where(Box.code.in_(list(tested_of)), Tube.result.is_(None))
+                .order_by(Tube.barcode)
+            ).all()
+            done += sum(1 for _ in pending)
+            if pending:  # none on a re-run: every result is on record already
+                rows = []
+                for row, (barcode, box_code) in enumerate(pending, start=1):
+                    value, orf, n = self.value_of(barcode, retest=retest)
+                    rows.append(
+                        RawResult(
+                            row=row,
+                            lab=lab_code,
+                            tube=barcode,
+                            result=value,
+                            tested_at=_moment(tested_of[box_code]),
+                            ct_orf1ab=orf,
+                            ct_n=n,
+                        )
+                    )
+                with self.at(uploaded):
+                    report = results.upload_results(
+                        db_session=self.db, principal=self.principal, rows=rows
+                    )
+                self.refused_results += report.refused
+            self.tell(stage, min(done, total), total)
+        self.tell(stage, total, total)
 
     # Retests ----------------------------------------------------------------------------------
 
-    def retests(self, progress: Progress | None) -> None:
-        """A single-tube retest for every open retest task of the round, grouped by the moment
-        the task was made and the person's home site: one batch, one box, one lab run each."""
-        done = 0
+    def retests(self) -> None:
+        """A single-tube retest for every pending retest task of the round: the tasks of one
+        home site made within :data:`RETEST_WAVE_HOURS` go out together 1–3 hours after the last
+        of them (one batch and one box), then the labs run them."""
         for wave in range(3):  # an invalid retest reopens its task; retests here never are
             rows = self.db.execute(
                 select(
@@ -775,7 +798,6 @@ class _Run:
             ).all()
             if not rows:
                 return
-            total = done + len(rows)
             groups: dict[tuple[str, int], list[tuple[int, str, float]]] = {}
             seen: set[int] = set()
             first_site = self.layout.sites[0]
@@ -788,43 +810,30 @@ class _Run:
                 window = int(made // (3600 * RETEST_WAVE_HOURS))
                 groups.setdefault((site.code, window), []).append((person_id, token, made))
             sites = {s.code: s for s in self.layout.sites}
+            self.tubes = 0
             for g, ((site_code, window), people) in enumerate(sorted(groups.items()), start=1):
                 site = sites[site_code]
                 rng = self.rng("retest", wave, site_code, window)
-                latest = max(made for _, _, made in people)
-                base = latest + 60 * rng.uniform(*RETEST_AFTER)
-                tubes = []
-                for i, (person_id, token, _) in enumerate(people):
-                    code = f"{self.prefix}R{wave}{g:05d}{i:05d}"
-                    infected = person_id in self.infected
-                    tubes.append(
-                        _Tube(
-                            code,
-                            TubeKind.retest.value,
-                            None,
-                            [
-                                (
-                                    float(round(base + i * RETEST_SPACING)),
-                                    (person_id, token, infected),
-                                )
-                            ],
-                        )
+                base = max(made for _, _, made in people) + 60 * rng.uniform(*RETEST_AFTER)
+                tubes = [
+                    _Tube(
+                        f"{self.prefix}R{wave}{g:05d}{i:05d}",
+                        TubeKind.retest.value,
+                        None,
+                        [
+                            (
+                                float(round(base + i * RETEST_SPACING)),
+                                (person_id, token, person_id in self.infected),
+                            )
+                        ],
                     )
+                    for i, (person_id, token, _) in enumerate(people)
+                ]
                 sync = base + len(people) * RETEST_SPACING + SYNC_AFTER
                 self.ingest(f"sim:{self.rnd.code}:r{wave}:{g}", site, tubes, sync)
-                out = []
-                for tube in tubes:
-                    infected = tube.scans[0][1][2]
-                    value: Value = ("negative", None, None)
-                    if infected:
-                        orf, n = ct_pair(self.rng("tube", tube.barcode), weak=False)
-                        value = ("positive", orf, n)
-                    out.append((tube.barcode, value))
-                box_code = f"{self.prefix}R{wave}B{g:05d}"
-                self.dispatch(site, box_code, tubes, out, sync + PACK_AFTER)
-                done += len(people)
-                if progress is not None:
-                    progress("retests", done, total)
+                self.dispatch(site, f"{self.prefix}R{wave}B{g:05d}", tubes, sync + PACK_AFTER)
+                self.tubes += len(tubes)
+            self.run_labs(retest=True, stage="retests")
 
 
 # Set-up ----------------------------------------------------------------------------------------
@@ -1006,7 +1015,7 @@ def simulate_round(
             testing_service.zone_kind_of(db_session=db_session, region_code=site.community, on=on)
         )
 
-    run = _Run(db_session, principal, rnd, seed, layout, limit)
+    run = _Run(db_session, principal, rnd, seed, layout, limit, progress)
     window = arrival_window(rnd.starts_at, rnd.deadline_at)
     attendance = run.rng("attendance").uniform(*ATTENDANCE)
     attack = HOUSEHOLD_ATTACK if prevalence <= HOUSEHOLD_ATTACK else prevalence
@@ -1034,9 +1043,9 @@ def simulate_round(
         for site in community.sites:
             run.run_site(site, plan.by_site.get(site.code, []))
         done += community.residents
-        if progress is not None:
-            progress("sampling", done, total)
-    run.retests(progress)
+        run.tell("sampling", done, total)
+    run.run_labs(retest=False, stage="results")
+    run.retests()
     summary = summarise(db_session=db_session, rnd=rnd, seed=seed, prevalence=prevalence)
     return replace(
         summary,

@@ -17,9 +17,11 @@ Memory stays flat: scans stream through fixed-size chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,17 +135,44 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class _SiteInRound:
-    site: Site
+    site_id: int
+    region_code: str
     capacity: int
     has_grids: bool
+
+
+class SiteCache:
+    """A site's pool size and grids per round, kept across batches for ``ttl`` seconds.
+
+    The live API judges hundreds of small batches a second at the same few sites; looking up
+    the site's zone (its ancestors' zones) for each would cost more than the scans. A zone
+    designated or lifted reaches the live API's pool sizes within the TTL."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._items: dict[tuple[int, str], tuple[float, _SiteInRound]] = {}
+
+    def get(self, key: tuple[int, str]) -> _SiteInRound | None:
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, key: tuple[int, str], value: _SiteInRound) -> None:
+        if len(self._items) > 10_000:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl, value)
 
 
 class _Context:
     """Rounds and sites met so far in a batch, looked up once each."""
 
-    def __init__(self, db_session: Session, principal: Principal) -> None:
+    def __init__(
+        self, db_session: Session, principal: Principal, cache: SiteCache | None = None
+    ) -> None:
         self.db = db_session
         self.principal = principal
+        self.cache = cache
         self.rounds: dict[str, Round | FieldProblem] = {}
         self.sites: dict[tuple[int, str], _SiteInRound | FieldProblem] = {}
         self.now = clock.now()
@@ -171,6 +200,13 @@ class _Context:
 
     def site(self, rnd: Round, code: str, row: int) -> _SiteInRound | FieldProblem:
         key = (rnd.id, code)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if key not in self.sites and cached is not None:
+            self.sites[key] = (
+                cached
+                if self.principal.scope.contains(cached.region_code)
+                else FieldProblem("site", "error.region_outside", {"region": cached.region_code})
+            )
         if key not in self.sites:
             site = self.db.execute(select(Site).where(Site.code == code)).scalar_one_or_none()
             if site is None or not site.active:
@@ -190,7 +226,10 @@ class _Context:
                     ).first()
                     is not None
                 )
-                self.sites[key] = _SiteInRound(site, capacity, has_grids)
+                found_site = _SiteInRound(site.id, site.region_code, capacity, has_grids)
+                self.sites[key] = found_site
+                if self.cache is not None:
+                    self.cache.put(key, found_site)
         found = self.sites[key]
         return (
             found
@@ -270,8 +309,8 @@ def _check_row(ctx: _Context, scan: RawScan) -> tuple[Any, ...] | FieldProblem:
     return (
         scan.row,
         rnd.id,
-        site.site.id,
-        site.site.region_code,
+        site.site_id,
+        site.region_code,
         barcode,
         token,
         id_hash,
@@ -481,12 +520,16 @@ def ingest_scans(
 
 
 def ingest_batches(
-    *, db_session: Session, batches: Sequence[BatchIn], chunk: int = CHUNK
+    *,
+    db_session: Session,
+    batches: Sequence[BatchIn],
+    chunk: int = CHUNK,
+    sites: SiteCache | None = None,
 ) -> list[IngestReport]:
     """Record several senders' batches in one transaction and one set of statements (the live
     API's group commit), each judged as if the batches had arrived one after another in order.
     Returns one report per batch, in order; a key seen before (or earlier in ``batches``)
-    replays its first answer."""
+    replays its first answer. ``sites`` keeps sites' pool sizes between calls (live API)."""
     for item in batches:
         item.principal.require(Perm.scans_write)
     if is_postgres(db_session):
@@ -499,62 +542,105 @@ def ingest_batches(
         b.key: b
         for b in db_session.execute(select(ScanBatch).where(ScanBatch.key.in_(set(keys)))).scalars()
     }
-    reports: list[IngestReport | None] = []
-    fresh: dict[str, tuple[ScanBatch, IngestReport, BatchIn]] = {}
+    reports: list[IngestReport] = []
+    fresh: dict[str, tuple[IngestReport, BatchIn]] = {}
+    repeated: list[tuple[int, str]] = []
     for item in batches:
         if item.key in stored:
             reports.append(IngestReport.from_batch(stored[item.key]))
         elif item.key in fresh:
-            reports.append(None)  # the same key twice in one group: answered like the first
+            # The same key twice in one group: answered like a re-send, once the first is judged.
+            repeated.append((len(reports), item.key))
+            reports.append(IngestReport(key=item.key))
         else:
-            row = ScanBatch(
-                key=item.key,
-                source=item.source,
-                actor=item.principal.username,
-                received_at=clock.now(),
-                accepted=0,
-                refused=0,
-                flagged=0,
-                report="{}",
-            )
-            db_session.add(row)
-            fresh[item.key] = (row, IngestReport(key=item.key), item)
-            reports.append(fresh[item.key][1])
+            fresh[item.key] = (IngestReport(key=item.key), item)
+            reports.append(fresh[item.key][0])
     if fresh:
-        db_session.flush()
+        ids = _batch_ids(db_session, len(fresh))
+        by_id = {
+            batch_id: report for batch_id, (report, _) in zip(ids, fresh.values(), strict=True)
+        }
         _create_temp_tables(db_session)
-        by_id = {row.id: report for row, report, _ in fresh.values()}
         contexts: dict[str, _Context] = {}
         postgres = is_postgres(db_session)
         round_of: dict[int, int] = {}
         staged: list[tuple[Any, ...]] = []
-        for row, report, item in fresh.values():
-            ctx = contexts.setdefault(item.principal.username, _Context(db_session, item.principal))
+        for batch_id, (report, item) in zip(ids, fresh.values(), strict=True):
+            ctx = contexts.setdefault(
+                item.principal.username, _Context(db_session, item.principal, sites)
+            )
             for scan in item.scans:
                 checked = _check_row(ctx, scan)
                 if isinstance(checked, FieldProblem):
                     report.refuse(checked)
                     continue
-                staged.append((row.id, *checked))
-                round_of.setdefault(row.id, checked[1])
+                staged.append((batch_id, *checked))
+                round_of.setdefault(batch_id, checked[1])
                 if len(staged) >= chunk:
                     _land_chunk(db_session, staged, by_id, postgres=postgres)
                     staged = []
         if staged:
             _land_chunk(db_session, staged, by_id, postgres=postgres)
-        for row, report, _ in fresh.values():
+        received_at = clock.now()
+        rows = []
+        for batch_id, (report, item) in zip(ids, fresh.values(), strict=True):
             report.problems.sort(key=lambda p: p.row or 0)
-            row.round_id = round_of.get(row.id)
-            row.accepted = report.accepted
-            row.refused = report.refused
-            row.flagged = report.flagged
-            row.report = report.to_json()
-        db_session.flush()
-    # A key repeated inside one group is answered like a re-send: the first one's stored report.
-    return [
-        report if report is not None else IngestReport.from_batch(fresh[item.key][0])
-        for item, report in zip(batches, reports, strict=True)
-    ]
+            rows.append(
+                (
+                    batch_id,
+                    item.key,
+                    round_of.get(batch_id),
+                    item.source,
+                    item.principal.username,
+                    received_at,
+                    report.accepted,
+                    report.refused,
+                    report.flagged,
+                    report.to_json(),
+                )
+            )
+        # One write of every batch's record, with its final answer (a concurrent sender of the
+        # same key meets the unique index here, and the edge retries: it then replays).
+        bulk_insert(db_session, ScanBatch, BATCH_COLUMNS, rows)
+    for index, key in repeated:
+        first = fresh[key][0]
+        reports[index] = dataclasses.replace(
+            first, problems=list(first.problems), flags=list(first.flags), replayed=True
+        )
+    return reports
+
+
+BATCH_COLUMNS = [
+    "id",
+    "key",
+    "round_id",
+    "source",
+    "actor",
+    "received_at",
+    "accepted",
+    "refused",
+    "flagged",
+    "report",
+]
+
+
+def _batch_ids(db_session: Session, count: int) -> list[int]:
+    """Ids for ``count`` new scan batches, taken before their rows are written (members refer to
+    them; the batch records are written once, with their final answers)."""
+    if is_postgres(db_session):
+        return list(
+            db_session.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('scan_batches', 'id')) "
+                    "FROM generate_series(1, :n)"
+                ),
+                {"n": count},
+            ).scalars()
+        )
+    # SQLite has one writer at a time; a second process racing for the same ids fails on the
+    # primary key at commit and its edge retries.
+    top = db_session.execute(text("SELECT COALESCE(MAX(id), 0) FROM scan_batches")).scalar_one()
+    return list(range(top + 1, top + 1 + count))
 
 
 def _land_chunk(
