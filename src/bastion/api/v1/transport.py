@@ -303,32 +303,12 @@ def read_tube_result(
 # Conflicts ---------------------------------------------------------------------------------
 
 
-class ConflictOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    tube: str
-    lab_code: str
-    region_code: str
-    current_result: str | None
-    current_ct_orf1ab: float | None
-    current_ct_n: float | None
-    first_result: str
-    second_result: str
-    second_ct_orf1ab: float | None
-    second_ct_n: float | None
-    reported_at: datetime
-    resolved_at: datetime | None
-    resolution: str | None
-    note: str
-
-
 class ResolveIn(BaseModel):
     pick: Annotated[str, Field(max_length=16)]
     note: Annotated[str, Field(max_length=400)]
 
 
-@router.get("/results/conflicts", response_model=list[ConflictOut])
+@router.get("/results/conflicts", response_model=list[results.ConflictView])
 def list_conflicts(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -341,7 +321,7 @@ def list_conflicts(
     )
 
 
-@router.post("/results/conflicts/{conflict_id}/resolve", response_model=ConflictOut)
+@router.post("/results/conflicts/{conflict_id}/resolve", response_model=results.ConflictView)
 def resolve_conflict(
     conflict_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: ResolveIn,
@@ -361,32 +341,7 @@ def resolve_conflict(
 # Lab figures -------------------------------------------------------------------------------
 
 
-class LabDayOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    code: str
-    name: str
-    region_code: str
-    day: date
-    capacity: int
-    received: int
-    resulted: int
-    pending: int
-    load: float
-    turnaround_median_hours: float | None
-    turnaround_p90_hours: float | None
-    positive: int
-    positive_rate: float
-    late: int
-    late_share: float
-    pools_positive: int
-    pools_decided: int
-    pools_reversed: int
-    reversal_rate: float
-    rating: str
-
-
-@router.get("/lab-figures", response_model=list[LabDayOut])
+@router.get("/lab-figures", response_model=list[lab_figures.LabDay])
 def read_lab_figures(
     session: SessionDep,
     principal: CurrentPrincipal,
