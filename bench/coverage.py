@@ -33,8 +33,9 @@ from bastion.core import clock, migrate
 from bastion.core.auth import system_principal
 from bastion.core.db import bulk_insert, make_engine
 from bastion.regions import service as region_service
-from bastion.testing import coverage, ingest
+from bastion.testing import coverage
 from bastion.testing import service as testing_service
+from bastion.testing.ingest import statements as ingest_statements
 from bastion.testing.schemas import RoundCreate
 from bench.common import emit
 from bench.support import pg_database
@@ -214,7 +215,7 @@ def bench_ingest_hook(
     seconds = []
     for _ in range(5):
         with Session(engine) as session:
-            ingest._create_temp_tables(session)
+            ingest_statements.create_temp_tables(session)
             bulk_insert(session, "scan_verdict", columns, rows)
             session.execute(text("ANALYZE scan_verdict"))
             t0 = time.perf_counter()

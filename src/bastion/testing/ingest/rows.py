@@ -1,0 +1,301 @@
+"""Row-by-row checks of scans: what a scan alone can tell, and the reports batches get."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bastion.core import clock, crypto
+from bastion.core.auth import Principal
+from bastion.core.errors import FieldProblem, NotFound
+from bastion.registry.idnumber import IdNumberError, parse_resident_id
+from bastion.testing import rules
+from bastion.testing import service as testing_service
+from bastion.testing.enums import TubeKind
+from bastion.testing.models import Round, ScanBatch, Site, SiteGrid
+
+TOKEN_RE = re.compile(r"^[0-9a-f]{24}$")
+CLOCK_SKEW = timedelta(minutes=10)
+MAX_REPORTED = 1_000
+
+#: What each SQL verdict means for the sender: (field, message key), or None for accepted.
+VERDICTS: dict[str, tuple[str, str] | None] = {
+    "ok": None,
+    "unchanged": None,
+    "duplicate": None,
+    "unknown_person": ("person", "scan.unknown_person"),
+    "tube_other_round": ("tube", "scan.tube_other_round"),
+    "tube_other_site": ("tube", "scan.tube_other_site"),
+    "tube_closed": ("tube", "scan.tube_closed"),
+    "already_sampled": ("person", "scan.already_sampled"),
+    "person_twice": ("person", "scan.person_twice"),
+    "tube_full": ("tube", "scan.tube_full"),
+}
+
+
+@dataclass(frozen=True)
+class RawScan:
+    """A scan as it arrived: every field still text (or a datetime from the API)."""
+
+    row: int
+    round: str
+    site: str
+    tube: str
+    person: str
+    scanned_at: str | datetime
+    kind: str = TubeKind.pooled.value
+    capacity: int | None = None
+
+
+@dataclass
+class IngestReport:
+    key: str
+    accepted: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    flagged: int = 0
+    replayed: bool = False
+    problems: list[FieldProblem] = field(default_factory=list)
+    flags: list[FieldProblem] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        def dump(items: list[FieldProblem]) -> list[dict[str, Any]]:
+            return [
+                {"row": p.row, "field": p.field, "reason": p.reason, "params": p.params}
+                for p in items
+            ]
+
+        return json.dumps(
+            {
+                "accepted": self.accepted,
+                "unchanged": self.unchanged,
+                "refused": self.refused,
+                "flagged": self.flagged,
+                "problems": dump(self.problems),
+                "flags": dump(self.flags),
+            },
+            ensure_ascii=False,
+            default=str,
+        )
+
+    @classmethod
+    def from_batch(cls, batch: ScanBatch) -> IngestReport:
+        data = json.loads(batch.report)
+
+        def load(items: list[dict[str, Any]]) -> list[FieldProblem]:
+            return [
+                FieldProblem(i["field"], i["reason"], i.get("params") or {}, i["row"])
+                for i in items
+            ]
+
+        return cls(
+            key=batch.key,
+            accepted=data["accepted"],
+            unchanged=data["unchanged"],
+            refused=data["refused"],
+            flagged=data["flagged"],
+            replayed=True,
+            problems=load(data["problems"]),
+            flags=load(data["flags"]),
+        )
+
+    def refuse(self, problem: FieldProblem) -> None:
+        self.refused += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(problem)
+
+
+@dataclass(frozen=True)
+class _SiteInRound:
+    site_id: int
+    region_code: str
+    capacity: int
+    has_grids: bool
+
+
+class SiteCache:
+    """A site's pool size and grids per round, kept across batches for ``ttl`` seconds.
+
+    The live API judges hundreds of small batches a second at the same few sites; looking up
+    the site's zone (its ancestors' zones) for each would cost more than the scans. A zone
+    designated or lifted reaches the live API's pool sizes within the TTL."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._items: dict[tuple[int, str], tuple[float, _SiteInRound]] = {}
+
+    def get(self, key: tuple[int, str]) -> _SiteInRound | None:
+        item = self._items.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put(self, key: tuple[int, str], value: _SiteInRound) -> None:
+        if len(self._items) > 10_000:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl, value)
+
+
+class ScanContext:
+    """Rounds and sites met so far in a batch, looked up once each."""
+
+    def __init__(
+        self, db_session: Session, principal: Principal, cache: SiteCache | None = None
+    ) -> None:
+        self.db = db_session
+        self.principal = principal
+        self.cache = cache
+        self.rounds: dict[str, Round | FieldProblem] = {}
+        self.sites: dict[tuple[int, str], _SiteInRound | FieldProblem] = {}
+        self.now = clock.now()
+
+    def round(self, ref: str, row: int) -> Round | FieldProblem:
+        if ref not in self.rounds:
+            try:
+                rnd = testing_service.get_round(
+                    db_session=self.db, principal=self.principal, ref=ref
+                )
+            except NotFound:
+                self.rounds[ref] = FieldProblem("round", "scan.unknown_round", {"value": ref})
+            else:
+                self.rounds[ref] = (
+                    rnd
+                    if rnd.status == "open"
+                    else FieldProblem("round", "scan.round_closed", {"value": ref})
+                )
+        found = self.rounds[ref]
+        return (
+            found
+            if isinstance(found, Round)
+            else FieldProblem(found.field, found.reason, found.params, row)
+        )
+
+    def site(self, rnd: Round, code: str, row: int) -> _SiteInRound | FieldProblem:
+        key = (rnd.id, code)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if key not in self.sites and cached is not None:
+            self.sites[key] = (
+                cached
+                if self.principal.scope.contains(cached.region_code)
+                else FieldProblem("site", "error.region_outside", {"region": cached.region_code})
+            )
+        if key not in self.sites:
+            site = self.db.execute(select(Site).where(Site.code == code)).scalar_one_or_none()
+            if site is None or not site.active:
+                self.sites[key] = FieldProblem("site", "scan.unknown_site", {"value": code})
+            elif not self.principal.scope.contains(site.region_code):
+                self.sites[key] = FieldProblem(
+                    "site", "error.region_outside", {"region": site.region_code}
+                )
+            else:
+                on = clock.to_local(max(rnd.starts_at, min(self.now, rnd.deadline_at))).date()
+                capacity = testing_service.planned_capacity(
+                    db_session=self.db, rnd=rnd, region_code=site.region_code, on=on
+                )
+                has_grids = (
+                    self.db.execute(
+                        select(SiteGrid.site_id).where(SiteGrid.site_id == site.id).limit(1)
+                    ).first()
+                    is not None
+                )
+                found_site = _SiteInRound(site.id, site.region_code, capacity, has_grids)
+                self.sites[key] = found_site
+                if self.cache is not None:
+                    self.cache.put(key, found_site)
+        found = self.sites[key]
+        return (
+            found
+            if isinstance(found, _SiteInRound)
+            else FieldProblem(found.field, found.reason, found.params, row)
+        )
+
+
+def _parse_time(value: str | datetime) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        # Scanners record local wall-clock time; an offset-less time is read in the deployment's
+        # zone (Asia/Shanghai by default), as the people at the site meant it.
+        moment = moment.replace(tzinfo=clock.local_tz())
+    return moment
+
+
+def _person_key(raw: str, row: int) -> tuple[str | None, str | None] | FieldProblem:
+    """(token, None) or (None, id_hash) for a person code; a problem if it is neither."""
+    value = raw.strip()
+    if TOKEN_RE.match(value):
+        return value, None
+    if len(value) == 18 and value[:17].isdigit():
+        try:
+            parsed = parse_resident_id(value, today=clock.today())
+        except IdNumberError as err:
+            return FieldProblem("person", err.reason, dict(err.params), row)
+        return None, crypto.lookup_hash(parsed.number)
+    return FieldProblem("person", "scan.bad_person_code", {}, row)
+
+
+def check_row(ctx: ScanContext, scan: RawScan) -> tuple[Any, ...] | FieldProblem:
+    """The staging tuple for a scan, or the first problem a row alone shows."""
+    rnd = ctx.round(str(scan.round).strip(), scan.row)
+    if isinstance(rnd, FieldProblem):
+        return rnd
+    site = ctx.site(rnd, str(scan.site).strip(), scan.row)
+    if isinstance(site, FieldProblem):
+        return site
+    barcode = rules.normalise_barcode(str(scan.tube))
+    if not rules.is_valid_barcode(barcode):
+        return FieldProblem("tube", "scan.bad_barcode", {"value": barcode[:40]}, scan.row)
+    person = _person_key(str(scan.person), scan.row)
+    if isinstance(person, FieldProblem):
+        return person
+    moment = _parse_time(scan.scanned_at)
+    if moment is None:
+        return FieldProblem(
+            "scanned_at", "field.bad_datetime", {"value": str(scan.scanned_at)[:40]}, scan.row
+        )
+    if moment > ctx.now + CLOCK_SKEW:
+        return FieldProblem("scanned_at", "scan.in_future", {}, scan.row)
+    if moment < rnd.starts_at:
+        return FieldProblem("scanned_at", "scan.before_round", {}, scan.row)
+    kind = (scan.kind or TubeKind.pooled.value).strip().lower()
+    if kind not in TubeKind.__members__:
+        return FieldProblem("kind", "scan.bad_kind", {"value": kind}, scan.row)
+    if kind in (TubeKind.single, TubeKind.retest):
+        capacity = 1
+    elif scan.capacity is None:
+        capacity = site.capacity
+    else:
+        capacity = scan.capacity
+        if not 1 <= capacity <= 20:
+            return FieldProblem("capacity", "field.out_of_range", {"min": 1, "max": 20}, scan.row)
+        if capacity > site.capacity:
+            return FieldProblem("capacity", "scan.pool_too_large", {"max": site.capacity}, scan.row)
+    if capacity == 1 and kind == TubeKind.pooled:
+        kind = TubeKind.single.value
+    token, id_hash = person
+    return (
+        scan.row,
+        rnd.id,
+        site.site_id,
+        site.region_code,
+        barcode,
+        token,
+        id_hash,
+        moment,
+        kind,
+        capacity,
+        kind == TubeKind.retest,
+        site.has_grids,
+    )
