@@ -82,3 +82,9 @@ def print_summary(summary: ProvinceSummary, seconds: float) -> None:
     console.print(table)
     rate = summary.persons / seconds if seconds > 0 else 0.0
     console.print(f"built in {seconds:.1f} s ({rate:,.0f} persons/s)")
+
+
+# `bastion simulate round` lives in its own module.
+from bastion.cli import simulate_round  # noqa: E402 - needs simulate_app defined above
+
+simulate_round.register(simulate_app)

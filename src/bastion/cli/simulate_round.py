@@ -136,7 +136,7 @@ def simulate_round_command(
         f"{summary.positive_people:,} (infected sampled: {summary.infected_sampled:,})",
     )
     table.add_row(
-        "holds confirmed / reversed / open 确认 / 排除 / 未结",
+        "holds confirmed/reversed/open 混管结果",
         f"{summary.holds_confirmed:,} / {summary.holds_reversed:,} / {summary.holds_open:,}",
     )
     table.add_row("retest tasks open 未完成复核", f"{summary.retest_tasks_open:,}")

@@ -139,11 +139,15 @@ def index_lookups(session: Session) -> Iterator[None]:
     if not is_postgres(session):
         yield
         return
-    session.execute(text("SET LOCAL enable_seqscan = off"))
+    # Merge and hash joins would read the whole of the big side (sorted or hashed) just as a
+    # scan does; only nested loops over the indexes touch what the chunk names.
+    for setting in ("enable_seqscan", "enable_mergejoin", "enable_hashjoin"):
+        session.execute(text(f"SET LOCAL {setting} = off"))
     try:
         yield
     finally:
-        session.execute(text("SET LOCAL enable_seqscan = on"))
+        for setting in ("enable_seqscan", "enable_mergejoin", "enable_hashjoin"):
+            session.execute(text(f"SET LOCAL {setting} = on"))
 
 
 def is_postgres(session_or_conn: Session | Connection) -> bool:

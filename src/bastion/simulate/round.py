@@ -12,31 +12,34 @@
    (a share drawn from :data:`ATTENDANCE`) come to their site within the round's window, at
    times that follow a daily curve (:data:`ARRIVALS_BY_HOUR`: morning peak, lunch dip, evening
    peak). The members of a household who come arrive together; a few households
-   (:data:`OFF_GRID`) go to the next community's site instead (accepted, flagged off-grid). A
-   site serves its queue at its hourly capacity; tubes are filled in scan order (k people a
-   pooled tube, one a single tube, one household a household tube where the zone's policy says
-   so) and closed at each hourly packing. Each site's hour of scans is one batch through
-   :func:`bastion.testing.ingest.ingest_scans`, under a key made from the round code.
+   (:data:`OFF_GRID`) go to the neighbouring site instead, one that does not serve their grid
+   (accepted, flagged off-grid). A site serves its queue at its hourly capacity; tubes are
+   filled in scan order (k people a pooled tube, one a single tube, one household a household
+   tube where the zone's policy says so) and closed at each hourly packing. Each site's hour of
+   scans is one batch through :func:`bastion.testing.ingest.ingest_scans`, under a key made from
+   the round code.
 3. **Transport.** Each hour's tubes are packed into a box five minutes after the scanner's batch
    went up, picked up by a courier 20–60 minutes later and received by the city's lab 30–90
    minutes after that (:mod:`bastion.testing.transport`).
 4. **Results.** Infection is clustered by household: a household is infected with probability
    ``prevalence / HOUSEHOLD_ATTACK``, each of its members then with :data:`HOUSEHOLD_ATTACK`, so
    about ``prevalence`` of the people are. A tube is positive if it holds an infected person,
-   or, rarely, falsely (:data:`FALSE_POSITIVE` of tubes); a few are invalid (:data:`INVALID`).
-   Positives carry Ct values of 18–35 for ORF1ab and N. A box's tubes are tested 1–4 hours
-   after receipt and uploaded minutes later through
+   or, rarely, falsely (:data:`FALSE_POSITIVE` of tubes, contamination from positive samples,
+   so never in a round without infection); a few are invalid (:data:`INVALID`).
+   Positives carry Ct values of 18–35 for ORF1ab and N. A box is run 1–4 hours after its
+   receipt, and each lab uploads the runs of an hour together minutes after the hour ends, through
    :func:`bastion.testing.results.upload_results`, which holds the members of positive pools and
-   makes their retest tasks (:mod:`bastion.testing.pools`).
+   makes their retest tasks (:mod:`bastion.testing.pools`). Results go up once every box is
+   received, lab by lab in time order.
 5. **Retests.** Every open retest task of the round gets a single-tube retest (kind ``retest``)
    at the person's home site 1–3 hours after the task was made, through the same ingest, boxes
    and upload; it is positive exactly when the person is infected, which closes the task and,
    with the last of a pool's, the hold (``confirmed``, or ``reversed`` for a false positive).
 
-Every hand-over happens with the clock frozen at its own moment (:func:`bastion.core.clock.frozen`),
-so receipt, test and upload times are realistic and no record is dated after the clock it was
-written under. A round must therefore have started at least :data:`LEAD` ago: its sampling,
-results and retests all lie in the past.
+Every hand-over happens with the clock frozen at its own moment
+(:func:`bastion.core.clock.frozen`), so receipt, test and upload times are realistic and no
+record is dated after the clock it was written under. A round must therefore have started at
+least :data:`LEAD` ago: its sampling, results and retests all lie in the past.
 
 Determinism: every draw comes from a generator keyed by the seed and a stable name (a community
 code, a site, a box, a tube barcode), never from the order of the work, so the same seed over the
@@ -45,8 +48,8 @@ figures. Every write goes under a code or key derived from the round code, so ru
 round again changes nothing (scan batches replay, boxes and results are found as they are).
 
 Memory stays flat: one community's residents (a few thousand) and one site's queue at a time;
-what is kept for the whole round is the set of infected people sampled (for their retests) and
-the grid → site map.
+what is kept for the whole round is the grid → site map, the boxes awaiting their lab run, and
+the infected people sampled and their tubes (for the results and the retests).
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+import bastion.models  # noqa: F401 - every table mapped: rounds and boxes name users
 from bastion.core import clock
 from bastion.core.auth import Principal, system_principal
 from bastion.core.errors import Conflict, InvalidInput
@@ -93,11 +97,12 @@ from bastion.testing.schemas import LabCreate, RoundCreate, SiteCreate
 
 #: Share of the residents who come to be sampled, drawn once per round from this range.
 ATTENDANCE = (0.92, 0.97)
-#: Share of households sampled at the next community's site (accepted, flagged off-grid).
+#: Share of households sampled at the neighbouring site (accepted, flagged off-grid).
 OFF_GRID = 0.01
 #: Within an infected household, the chance that each member is infected.
 HOUSEHOLD_ATTACK = 0.8
-#: Share of tubes found positive though nobody in them is infected.
+#: Share of tubes found positive though nobody in them is infected: contamination from positive
+#: samples in the lab, so only in a round with infected people (prevalence above 0).
 FALSE_POSITIVE = 0.0002
 #: Share of tubes whose result is invalid.
 INVALID = 0.0005
@@ -295,7 +300,7 @@ def _layout(db_session: Session, region_code: str) -> _Layout:
     by_community: dict[str, list[tuple[str, int]]] = {}
     for code, n in counts:
         by_community.setdefault(code[:12], []).append((code, int(n)))
-    names = _names(db_session, {*by_community, *(c[:6] for c in by_community)})
+    names = _names(db_session, set(by_community))
     six = {
         r.code: r
         for r in db_session.execute(
@@ -418,9 +423,10 @@ class _Visit:
 
 @dataclass
 class _Plan:
+    #: Site code → the visits of the households whose grid it serves.
     by_site: dict[str, list[_Visit]] = field(default_factory=dict)
-    #: Visits to the next community's first site.
-    away: list[_Visit] = field(default_factory=list)
+    #: Site code → visits of its households who go to the next site instead (off-grid).
+    away: dict[str, list[_Visit]] = field(default_factory=dict)
 
 
 def _people(db_session: Session, scope: codes.Scope, community: str) -> list[Any]:
@@ -460,7 +466,6 @@ def plan_community(
     attack: float,
     site_of_grid: Mapping[str, _Site],
     fallback: _Site,
-    away_allowed: bool,
 ) -> _Plan:
     """Who of one community comes, when, to which site, and who is infected. Every household
     takes the same number of draws whatever it decides, so one household's fate never shifts
@@ -480,12 +485,9 @@ def plan_community(
         if not members:
             continue
         home = str(household[0].region_code)
+        site = site_of_grid.get(home, fallback)
         visit = _Visit(arrival, home, tuple(members))
-        if away and away_allowed:
-            plan.away.append(visit)
-        else:
-            site = site_of_grid.get(home, fallback)
-            plan.by_site.setdefault(site.code, []).append(visit)
+        (plan.away if away else plan.by_site).setdefault(site.code, []).append(visit)
     return plan
 
 
@@ -540,11 +542,11 @@ def ct_pair(rng: random.Random, *, weak: bool) -> tuple[float, float]:
     return round(orf, 2), round(n, 2)
 
 
-def tube_result(rng: random.Random, infected: bool) -> Value:
+def tube_result(rng: random.Random, infected: bool, *, contamination: bool = True) -> Value:
     """A pooled or single tube's result: invalid now and then; positive when it holds an
-    infected person, or (rarely) falsely."""
+    infected person, or (rarely, when the lab handles positive samples at all) falsely."""
     invalid = rng.random() < INVALID
-    false_positive = rng.random() < FALSE_POSITIVE
+    false_positive = rng.random() < FALSE_POSITIVE and contamination
     if invalid:
         return "invalid", None, None
     if infected or false_positive:
@@ -578,8 +580,10 @@ class _Run:
         layout: _Layout,
         limit: datetime,
         progress: Progress | None,
+        prevalence: float,
     ) -> None:
         self.db = db_session
+        self.prevalence = prevalence
         self.principal = principal
         self.rnd = rnd
         self.seed = seed
@@ -724,7 +728,7 @@ class _Run:
         rng = self.rng("tube", barcode)
         infected = barcode in self.infected_tubes
         if not retest:
-            return tube_result(rng, infected)
+            return tube_result(rng, infected, contamination=self.prevalence > 0)
         if infected:
             orf, n = ct_pair(rng, weak=False)
             return "positive", orf, n
@@ -1015,7 +1019,7 @@ def simulate_round(
             testing_service.zone_kind_of(db_session=db_session, region_code=site.community, on=on)
         )
 
-    run = _Run(db_session, principal, rnd, seed, layout, limit, progress)
+    run = _Run(db_session, principal, rnd, seed, layout, limit, progress, prevalence)
     window = arrival_window(rnd.starts_at, rnd.deadline_at)
     attendance = run.rng("attendance").uniform(*ATTENDANCE)
     attack = HOUSEHOLD_ATTACK if prevalence <= HOUSEHOLD_ATTACK else prevalence
@@ -1023,9 +1027,11 @@ def simulate_round(
     scope = region_service.scope_of(db_session=db_session, code=region_code)
     total = layout.residents
     done = 0
+    # Off-grid households go to the next site in the round's order (the same community's next
+    # site, or the next community's first), which is run after theirs; the last site's stay.
     incoming: list[_Visit] = []
-    communities = layout.communities
-    for i, community in enumerate(communities):
+    last_site = layout.sites[-1].code
+    for community in layout.communities:
         plan = plan_community(
             run.rng("community", community.code),
             _people(db_session, scope, community.code),
@@ -1035,13 +1041,13 @@ def simulate_round(
             attack=attack,
             site_of_grid=layout.site_of_grid,
             fallback=community.sites[0],
-            away_allowed=i + 1 < len(communities),
         )
-        first = community.sites[0].code
-        plan.by_site[first] = plan.by_site.get(first, []) + incoming
-        incoming = plan.away
         for site in community.sites:
-            run.run_site(site, plan.by_site.get(site.code, []))
+            visits = plan.by_site.get(site.code, []) + incoming
+            incoming = plan.away.get(site.code, [])
+            if site.code == last_site:
+                visits += incoming
+            run.run_site(site, visits)
         done += community.residents
         run.tell("sampling", done, total)
     run.run_labs(retest=False, stage="results")
@@ -1126,8 +1132,8 @@ def summarise(*, db_session: Session, rnd: Round, seed: int, prevalence: float) 
         region_code=rnd.region_code,
         seed=seed,
         prevalence=prevalence,
-        starts_at=rnd.starts_at,
-        deadline_at=rnd.deadline_at,
+        starts_at=rnd.starts_at.astimezone(UTC),
+        deadline_at=rnd.deadline_at.astimezone(UTC),
         sites=0,
         labs=0,
         required=int(on_time[1]),
