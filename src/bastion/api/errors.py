@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bastion.core.errors import BastionError, FieldProblem
@@ -88,6 +89,14 @@ def install(app: FastAPI) -> None:
         return problem(
             exc.status_code, t(key, lang), code=key, headers=getattr(exc, "headers", None)
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _race(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Two requests creating the same thing at once: the checks passed for both and the
+        # database's unique index refused the second. Its transaction was rolled back whole.
+        log.info("integrity race on %s %s: %s", request.method, request.url.path, exc.orig)
+        lang = request_language(request)
+        return problem(409, t("error.conflict_retry", lang), code="error.conflict_retry")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

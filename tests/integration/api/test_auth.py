@@ -48,3 +48,18 @@ def test_errors_speak_the_callers_language(client):
     en = client.get("/api/v1/auth/me", headers={"Accept-Language": "en-US,en"})
     assert zh.json()["title"] == "请先登录。"
     assert en.json()["title"] == "Please log in first."
+
+
+def test_a_creation_race_lost_at_the_unique_index_is_a_409_not_a_500(client, headers, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    from bastion.registry import service as registry_service
+
+    def lost_race(**_kwargs):
+        raise IntegrityError("INSERT INTO persons …", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(registry_service, "create", lost_race)
+    body = {"name": "王芳", "id_number": "11010519491231002X", "region_code": "220102001001001"}
+    response = client.post("/api/v1/persons", json=body, headers=headers("grid_worker"))
+    assert response.status_code == 409
+    assert response.json()["code"] == "error.conflict_retry"
