@@ -54,6 +54,9 @@ class PoolsSummary:
 # The statements ----------------------------------------------------------------------------------
 
 _BATCH_TABLE = "pools_batch"
+# The batch's statements walk from the batch's few tubes outwards. They are written with CROSS
+# JOIN and the conditions in WHERE: the same joins to PostgreSQL, which orders them itself, but
+# to SQLite an order it keeps, so it never scans all of tube_members to serve an ORDER BY.
 
 _MARK_MATCH = """
     FROM tube_members m JOIN tubes t ON t.id = m.tube_id
@@ -101,9 +104,10 @@ SELECT person_id, tube_id, result, scanned_at FROM (
                         m.scanned_at DESC, t.id DESC
            ) AS rk
     FROM pools_batch b
-    JOIN tubes t ON t.id = b.tube_id
-    JOIN tube_members m ON m.tube_id = t.id
-    WHERE m.retest AND t.result IN ('negative', 'positive')
+    CROSS JOIN tubes t
+    CROSS JOIN tube_members m
+    WHERE t.id = b.tube_id AND m.tube_id = t.id
+      AND m.retest AND t.result IN ('negative', 'positive')
 ) ranked
 WHERE rk = 1
 """
@@ -221,9 +225,10 @@ ORDER BY h.id
 POSITIVE_SINGLES = """
 SELECT DISTINCT m.person_id
 FROM pools_batch b
-JOIN tubes t ON t.id = b.tube_id
-JOIN tube_members m ON m.tube_id = t.id
-WHERE t.result = 'positive' AND NOT m.retest
+CROSS JOIN tubes t
+CROSS JOIN tube_members m
+WHERE t.id = b.tube_id AND m.tube_id = t.id
+  AND t.result = 'positive' AND NOT m.retest
   AND NOT EXISTS (SELECT 1 FROM pool_holds h WHERE h.tube_id = t.id)
 ORDER BY m.person_id
 """
@@ -231,28 +236,32 @@ ORDER BY m.person_id
 ESCALATED = """
 SELECT DISTINCT m.person_id
 FROM pools_batch b
-JOIN tubes t ON t.id = b.tube_id
-JOIN tube_members m ON m.tube_id = t.id
-WHERE t.result = 'positive' AND m.retest
+CROSS JOIN tubes t
+CROSS JOIN tube_members m
+WHERE t.id = b.tube_id AND m.tube_id = t.id
+  AND t.result = 'positive' AND m.retest
 ORDER BY m.person_id
 """
 
 RELEASED = """
 SELECT DISTINCT r.person_id
 FROM pools_batch b
-JOIN tube_members m ON m.tube_id = b.tube_id
-JOIN retest_tasks r ON r.person_id = m.person_id AND r.tube_id = m.tube_id
-WHERE m.retest AND r.state = 'negative'
+CROSS JOIN tube_members m
+CROSS JOIN retest_tasks r
+WHERE m.tube_id = b.tube_id AND r.person_id = m.person_id AND r.tube_id = m.tube_id
+  -- (state || '') keeps SQLite on the person_id index instead of walking every negative task.
+  AND m.retest AND (r.state || '') = 'negative'
 ORDER BY r.person_id
 """
 
 CLOSED_HOLDS = """
 SELECT DISTINCT h.id, h.outcome
 FROM pools_batch b
-JOIN tube_members m ON m.tube_id = b.tube_id
-JOIN retest_tasks r ON r.person_id = m.person_id AND r.tube_id = m.tube_id
-JOIN pool_holds h ON h.id = r.hold_id
-WHERE m.retest AND h.closed_at IS NOT NULL
+CROSS JOIN tube_members m
+CROSS JOIN retest_tasks r
+CROSS JOIN pool_holds h
+WHERE m.tube_id = b.tube_id AND r.person_id = m.person_id AND r.tube_id = m.tube_id
+  AND h.id = r.hold_id AND m.retest AND h.closed_at IS NOT NULL
 ORDER BY h.id
 """
 
