@@ -27,6 +27,7 @@ from bastion.core.auth import system_principal
 from bastion.core.db import bulk_insert, make_engine
 from bastion.regions import service as region_service
 from bastion.regions.models import Region
+from bastion.registry.importer import PERSON_COLUMNS
 from bastion.registry.models import Person
 from bastion.testing import ingest
 from bastion.testing import service as testing_service
@@ -65,25 +66,6 @@ def _people(n: int, grids: list[str]) -> Iterator[tuple[object, ...]]:
         )
 
 
-COLUMNS = [
-    "token",
-    "name",
-    "id_type",
-    "id_cipher",
-    "id_hash",
-    "id_masked",
-    "sex",
-    "birth_date",
-    "phone",
-    "region_code",
-    "household_id",
-    "address",
-    "special_groups",
-    "created_at",
-    "updated_at",
-]
-
-
 def prepare(session: Session, n: int) -> tuple[list[str], str]:
     region_service.load_base_regions(db_session=session)
     grids = []
@@ -117,7 +99,7 @@ def prepare(session: Session, n: int) -> tuple[list[str], str]:
             grids.append(grid)
     session.add_all(regions)
     session.flush()
-    bulk_insert(session, Person, COLUMNS, _people(n, grids))
+    bulk_insert(session, Person, PERSON_COLUMNS, _people(n, grids))
     site = Site(
         code="BENCH-SITE",
         name="site",

@@ -197,9 +197,29 @@ def _find_box(db_session: Session, code: str, *, lock: bool) -> Box:
     return box
 
 
-def _record_scans(db_session: Session, event: BoxEvent, scanned: list[tuple[int, str]]) -> None:
-    db_session.add_all(BoxScan(event_id=event.id, barcode=barcode) for _, barcode in scanned)
+def _hand_over(
+    db_session: Session,
+    box: Box,
+    event: str,
+    moment: datetime,
+    principal: Principal,
+    counted: int | None,
+    scanned: list[tuple[int, str]] | None = None,
+) -> None:
+    """Record one hand-over of ``box``: the event, and the barcodes scanned with it if any."""
+    record = BoxEvent(
+        box_id=box.id,
+        event=event,
+        at=moment,
+        actor_id=principal.user_id,
+        tubes_counted=counted,
+        note="",
+    )
+    db_session.add(record)
     db_session.flush()
+    if scanned is not None:
+        db_session.add_all(BoxScan(event_id=record.id, barcode=barcode) for _, barcode in scanned)
+        db_session.flush()
 
 
 # Pack --------------------------------------------------------------------------------------
@@ -341,16 +361,7 @@ def pack_box(
     )
     db_session.add(box)
     db_session.flush()
-    db_session.add(
-        BoxEvent(
-            box_id=box.id,
-            event=PACKED,
-            at=moment,
-            actor_id=principal.user_id,
-            tubes_counted=declared_tubes,
-            note="",
-        )
-    )
+    _hand_over(db_session, box, PACKED, moment, principal, declared_tubes)
     db_session.execute(
         update(Tube)
         .where(Tube.id.in_([t.id for t in found.values()]))
@@ -397,18 +408,7 @@ def pick_up_box(
     moment = _moment(at, box.packed_at)
     box.state = "in_transit"
     box.picked_up_at = moment
-    event = BoxEvent(
-        box_id=box.id,
-        event=PICKED_UP,
-        at=moment,
-        actor_id=principal.user_id,
-        tubes_counted=counted,
-        note="",
-    )
-    db_session.add(event)
-    db_session.flush()
-    if scanned is not None:
-        _record_scans(db_session, event, scanned)
+    _hand_over(db_session, box, PICKED_UP, moment, principal, counted, scanned)
     db_session.execute(
         update(Tube)
         .where(Tube.box_id == box.id, Tube.state == "boxed")
@@ -468,23 +468,13 @@ def receive_box(
     box.state = RECEIVED
     box.lab_id = lab.id
     box.received_at = moment
-    event = BoxEvent(
-        box_id=box.id,
-        event=RECEIVED,
-        at=moment,
-        actor_id=principal.user_id,
-        tubes_counted=counted,
-        note="",
-    )
-    db_session.add(event)
-    db_session.flush()
+    _hand_over(db_session, box, RECEIVED, moment, principal, counted, scanned)
     taken_in = update(Tube).where(
         Tube.box_id == box.id,
         Tube.state.in_(("boxed", "in_transit")),
         Tube.received_at.is_(None),
     )
     if scanned is not None:
-        _record_scans(db_session, event, scanned)
         taken_in = taken_in.where(Tube.barcode.in_([b for _, b in scanned]))
     db_session.execute(
         taken_in.values(lab_id=lab.id, received_at=moment, state="received").execution_options(
