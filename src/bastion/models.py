@@ -3,6 +3,7 @@
 from bastion.accounts.models import User
 from bastion.audit.models import AuditEntry, AuditHead
 from bastion.core.db import Base
+from bastion.protocols.models import ProtocolChoice
 from bastion.regions.models import Region, Zone
 from bastion.registry.models import Building, Household, ImportBatch, Person
 from bastion.testing.models import (
@@ -35,6 +36,7 @@ __all__ = [
     "Lab",
     "Person",
     "PoolHold",
+    "ProtocolChoice",
     "Region",
     "ResultConflict",
     "RetestTask",

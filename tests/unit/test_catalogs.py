@@ -33,11 +33,24 @@ PREFIXES = (
     "retest",
     "antigen",
     "sim",
+    "case",
+    "contact",
+    "exposure",
+    "tracing",
+    "isolation",
+    "placement",
+    "transfer",
+    "healthcode",
+    "code",
+    "bulletin",
+    "protocol",
+    "override",
+    "proxy",
 )
 KEY_RE = re.compile(r"[\"']((?:" + "|".join(PREFIXES) + r")\.[a-z_]+)[\"']")
 # Audit actions and permission names share the dotted shape but are not messages.
 NOT_MESSAGES = re.compile(
-    r"\.(create|update|unmask|lookup|export|import|designate|lift|close|read|write|manage|report|verify)$"
+    r"\.(create|update|unmask|lookup|export|import|designate|lift|close|read|write|manage|report|verify|request|approve|recompute|keys|publish|choose)$"
 )
 
 

@@ -55,29 +55,78 @@ class Perm(StrEnum):
     transport_write = "transport.write"
     results_write = "results.write"
     antigen_report = "antigen.report"
+    protocols_manage = "protocols.manage"
+    tracing_read = "tracing.read"
+    cases_write = "cases.write"
+    contacts_write = "contacts.write"
+    isolation_read = "isolation.read"
+    isolation_write = "isolation.write"
+    transfers_write = "transfers.write"
+    healthcode_read = "healthcode.read"
+    healthcode_request = "healthcode.request"
+    healthcode_approve = "healthcode.approve"
+    healthcode_recompute = "healthcode.recompute"
+    healthcode_keys = "healthcode.keys"
+    bulletin_read = "bulletin.read"
+    bulletin_publish = "bulletin.publish"
 
 
 _STAFF_BASE = {Perm.regions_read}
 _FIELD = _STAFF_BASE | {Perm.registry_read}
 
 _MANAGE_TESTING = {Perm.testing_read, Perm.rounds_manage, Perm.sites_manage, Perm.labs_manage}
+#: What the command centre watches (figures, boards, the bulletin).
+_WATCH = {Perm.testing_read, Perm.tracing_read, Perm.isolation_read, Perm.bulletin_read}
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "admin": frozenset(Perm) - {Perm.self_read},
     "commander": frozenset(
         _FIELD
         | _MANAGE_TESTING
-        | {Perm.zones_write, Perm.registry_export, Perm.audit_read, Perm.users_read}
+        | _WATCH
+        | {
+            Perm.zones_write,
+            Perm.registry_export,
+            Perm.audit_read,
+            Perm.users_read,
+            Perm.healthcode_read,
+            Perm.healthcode_request,
+            Perm.healthcode_approve,
+            Perm.healthcode_recompute,
+            Perm.bulletin_publish,
+        }
     ),
-    "analyst": frozenset(_FIELD | {Perm.registry_export, Perm.testing_read}),
+    "analyst": frozenset(_FIELD | _WATCH | {Perm.registry_export, Perm.bulletin_publish}),
     "investigator": frozenset(
-        _FIELD | {Perm.registry_write, Perm.personal_unmask, Perm.testing_read}
+        _FIELD
+        | {
+            Perm.registry_write,
+            Perm.personal_unmask,
+            Perm.testing_read,
+            Perm.tracing_read,
+            Perm.cases_write,
+            Perm.contacts_write,
+            Perm.isolation_read,
+            Perm.healthcode_read,
+            Perm.healthcode_request,
+        }
     ),
     "sampler": frozenset(_FIELD | {Perm.testing_read, Perm.scans_write, Perm.transport_write}),
     "courier": frozenset(_STAFF_BASE | {Perm.testing_read, Perm.transport_write}),
     "lab": frozenset(_STAFF_BASE | {Perm.testing_read, Perm.transport_write, Perm.results_write}),
-    "isolation": frozenset(_FIELD | {Perm.personal_unmask}),
-    "transfer": frozenset(_FIELD | {Perm.personal_unmask}),
+    "isolation": frozenset(
+        _FIELD
+        | {
+            Perm.personal_unmask,
+            Perm.tracing_read,
+            Perm.isolation_read,
+            Perm.isolation_write,
+            Perm.healthcode_read,
+        }
+    ),
+    "transfer": frozenset(
+        _FIELD | {Perm.personal_unmask, Perm.isolation_read, Perm.transfers_write}
+    ),
     "grid_worker": frozenset(
         _FIELD
         | {
@@ -86,9 +135,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
             Perm.personal_unmask,
             Perm.testing_read,
             Perm.antigen_report,
+            Perm.isolation_read,
+            Perm.healthcode_read,
         }
     ),
-    "hotline": frozenset(_FIELD),
+    "hotline": frozenset(_FIELD | {Perm.healthcode_read}),
     "supply": frozenset(_FIELD),
     "resident": frozenset({Perm.self_read, Perm.antigen_report}),
 }

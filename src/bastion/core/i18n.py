@@ -1,7 +1,10 @@
 """Translations. Every user-facing string is a message key with a zh-CN and an en text.
 
 Catalogs live in ``bastion/locales/<lang>.json`` (flat ``key → text`` with ``{name}``
-placeholders). zh-CN is the default language; a key missing from a catalog falls back to the
+placeholders); a domain may keep its own messages in ``bastion/locales/<domain>.<lang>.json``,
+merged into the language's catalog (a key defined twice is an error).
+
+zh-CN is the default language; a key missing from a catalog falls back to the
 other language and then to the key itself, so a missing translation never breaks a page.
 """
 
@@ -18,10 +21,21 @@ LANGUAGES: tuple[Language, ...] = ("zh-CN", "en")
 
 @cache
 def catalog(lang: Language) -> dict[str, str]:
-    name = "zh_CN.json" if lang == "zh-CN" else "en.json"
-    text = resources.files("bastion.locales").joinpath(name).read_text(encoding="utf-8")
-    data: dict[str, str] = json.loads(text)
-    return data
+    suffix = "zh_CN.json" if lang == "zh-CN" else "en.json"
+    merged: dict[str, str] = {}
+    files = sorted(
+        (f for f in resources.files("bastion.locales").iterdir() if f.name.endswith(suffix)),
+        key=lambda f: f.name,
+    )
+    for file in files:
+        if file.name != suffix and not file.name.endswith("." + suffix):
+            continue
+        data: dict[str, str] = json.loads(file.read_text(encoding="utf-8"))
+        twice = sorted(set(data) & set(merged))
+        if twice:
+            raise ValueError(f"{file.name} defines keys already defined elsewhere: {twice}")
+        merged.update(data)
+    return merged
 
 
 def normalise(lang: str | None) -> Language:

@@ -1,0 +1,1 @@
+"""Isolation sites, beds, placements, test days, releases and transfers."""
