@@ -9,6 +9,7 @@ import typer
 from bastion.audit import service as audit_service
 from bastion.cli.common import console, domain_errors, err_console
 from bastion.cli.demo import demo
+from bastion.cli.healthcode import app as healthcode_app
 from bastion.cli.simulate import simulate_app
 from bastion.cli.testing import testing_app
 from bastion.core import migrate
@@ -30,6 +31,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(simulate_app, name="simulate")
 app.command("demo")(demo)
 app.add_typer(testing_app, name="testing")
+app.add_typer(healthcode_app, name="healthcode")
 
 
 @db_app.command("upgrade")
