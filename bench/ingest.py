@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -129,6 +130,19 @@ def scans(n: int, round_code: str, site: str) -> Iterator[ingest.RawScan]:
         )
 
 
+def _cpu(session: Session) -> tuple[float, float]:
+    """CPU seconds so far of this process (every thread) and of the session's server process:
+    on a shared machine wall time follows the load, the CPU a piece of work costs much less."""
+    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return (
+        usage.ru_utime + usage.ru_stime,
+        (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+    )
+
+
 def run(n: int) -> None:
     with pg_database("bench_ingest") as url:
         migrate.upgrade(url)
@@ -141,8 +155,6 @@ def run(n: int) -> None:
                     principal=system_principal(),
                     data=RoundCreate(code=code, name=code, region_code="220100", starts_at=START),
                 )
-        with Session(engine) as session:
-            session.execute(text("VACUUM ANALYZE")) if False else None
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
         with clock.frozen(START + timedelta(hours=20)):
@@ -153,6 +165,7 @@ def run(n: int) -> None:
                 ).scalar_one()
                 site_id = session.execute(text("SELECT id FROM sampling_sites")).scalar_one()
                 first_person = session.execute(text("SELECT min(id) FROM persons")).scalar_one()
+                cpu0 = _cpu(session)
                 t0 = time.perf_counter()
                 bulk_insert(
                     session,
@@ -212,8 +225,19 @@ def run(n: int) -> None:
                     ),
                 )
                 limit_s = time.perf_counter() - t0
-            emit("ingest.raw_copy", n / limit_s, "rows/s", rows=n, seconds=round(limit_s, 2))
+                cpu1 = _cpu(session)
+            limit_cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
+            emit(
+                "ingest.raw_copy",
+                n / limit_s,
+                "rows/s",
+                rows=n,
+                seconds=round(limit_s, 2),
+                python_cpu_s=round(limit_cpu[0], 2),
+                postgres_cpu_s=round(limit_cpu[1], 2),
+            )
             with Session(engine) as session, session.begin():
+                cpu0 = _cpu(session)
                 t0 = time.perf_counter()
                 report = ingest.ingest_scans(
                     db_session=session,
@@ -223,6 +247,8 @@ def run(n: int) -> None:
                     scans=scans(n, "ROUND-INGEST", site),
                 )
                 ingest_s = time.perf_counter() - t0
+                cpu1 = _cpu(session)
+            ingest_cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
             assert report.accepted == n, (report.accepted, report.problems[:3])
             emit(
                 "ingest.round",
@@ -235,6 +261,11 @@ def run(n: int) -> None:
                 ratio=round(ingest_s / limit_s, 2),
                 target=">= 150000/s and ratio <= 2",
                 peak_rss_mb=peak_rss_mb(),
+                python_cpu_s=round(ingest_cpu[0], 2),
+                postgres_cpu_s=round(ingest_cpu[1], 2),
+                # The same comparison in CPU seconds (this process + its server process), which
+                # the machine's load skews far less than wall time.
+                cpu_ratio=round(sum(ingest_cpu) / max(sum(limit_cpu), 1e-9), 2),
             )
         engine.dispose()
 

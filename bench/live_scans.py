@@ -2,14 +2,18 @@
 
 A sampler's scanner saves one tube's group (10 scans) per request and needs the answer only once
 the scans are committed. wrk (C, on loopback, bounded in time) sends unique groups built by
-bench/live_scans.lua to a uvicorn server with two workers over a throwaway PostgreSQL database
-holding enough people that every scan is accepted; the same server's /api/v1/health is the
-hello-world limit measured in the same run. Also reported for 100-scan requests (10 groups).
+bench/live_scans.lua to a server (granian and uvicorn in turn, two workers each) over a
+throwaway PostgreSQL database holding enough people that every scan is accepted; the same
+server's /api/v1/health is the hello-world limit measured in the same run. Also reported for
+100-scan requests (10 groups). On a shared machine the rates follow the load; the CPU time the
+server and PostgreSQL spend per request (read from /proc) does much less, and is reported too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import re
 import shutil
@@ -18,6 +22,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,6 +46,79 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of ``pids`` so far (gone processes are left out)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def _cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings (a process born in between started at 0)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants."""
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in task.read_text().split()]
+    return found
+
+
+def _backends(database: str) -> list[int]:
+    """The PostgreSQL server processes serving ``database``."""
+    import psycopg
+
+    from bench.support import ADMIN_URL
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,)
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _measured(
+    server: subprocess.Popen[bytes], database: str, work: Callable[[], dict[str, float]]
+) -> tuple[dict[str, float], float, float]:
+    """Run ``work`` (a wrk run); its result and the CPU seconds the server (every worker) and
+    the database's backends spent meanwhile."""
+    server_before = _cpu_by_pid(_tree(server.pid))
+    db_before = _cpu_by_pid(_backends(database))
+    result = work()
+    server_after = _cpu_by_pid(_tree(server.pid))
+    db_after = _cpu_by_pid(_backends(database))
+    return result, _cpu_spent(server_before, server_after), _cpu_spent(db_before, db_after)
+
+
+def _wait_until_serving(url: str) -> None:
+    """Until the server answers 200 ten times in a row (every worker up), for at most 120 s."""
+    deadline = time.monotonic() + 120
+    streak = 0
+    while streak < 10:
+        if time.monotonic() > deadline:
+            sys.exit(f"the server never answered {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - loopback
+                streak = streak + 1 if answer.status == 200 else 0
+        except OSError:
+            streak = 0
+            time.sleep(0.3)
+    time.sleep(1)
 
 
 def _wrk(
@@ -72,7 +151,46 @@ def _wrk(
     }
 
 
-def run(people: int, seconds: int, connections: int) -> None:
+def server_command(name: str, port: int, workers: int) -> list[str]:
+    """The command line of one of the servers compared (``bastion serve`` uses granian)."""
+    if name == "granian":
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-ws",
+            "bastion.api.app:create_app",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bastion.api.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+
+
+def run(people: int, seconds: int, connections: int, server_name: str, workers: int) -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
     with pg_database("bench_live") as url:
@@ -104,45 +222,29 @@ def run(people: int, seconds: int, connections: int) -> None:
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
         engine.dispose()
+        database = url.rsplit("/", 1)[1]
         port = _port()
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bastion.api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            server_command(server_name, port, workers),
             env={**os.environ, "BASTION_DATABASE_URL": url},
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    subprocess.run(
-                        ["wrk", "-t1", "-c1", "-d1s", f"{base}/api/v1/health"],
-                        capture_output=True,
-                        check=True,
-                    )
-                    break
-                except subprocess.CalledProcessError:
-                    time.sleep(0.3)
-            hello = _wrk(f"{base}/api/v1/health", seconds, connections, None, {})
+            _wait_until_serving(f"{base}/api/v1/health")
+            hello, hello_cpu, _ = _measured(
+                server,
+                database,
+                lambda: _wrk(f"{base}/api/v1/health", seconds, connections, None, {}),
+            )
             emit(
-                "live.hello_world",
+                f"live.hello_world.{server_name}",
                 hello["rate"],
                 "requests/s",
                 p99_ms=hello["p99"],
                 connections=connections,
+                server_cpu_ms_per_request=round(
+                    hello_cpu * 1000 / max(1.0, hello["rate"] * seconds), 3
+                ),
             )
             offset = 0
             for groups in (1, 10):
@@ -155,24 +257,37 @@ def run(people: int, seconds: int, connections: int) -> None:
                     "BENCH_PEOPLE": str(people),
                     "BENCH_START": (bulk.START + timedelta(hours=1)).isoformat(),
                 }
-                result = _wrk(
-                    f"{base}/api/v1/scans/batches",
-                    seconds,
-                    connections,
-                    HERE / "live_scans.lua",
-                    env,
+                result, server_cpu, db_cpu = _measured(
+                    server,
+                    database,
+                    functools.partial(
+                        _wrk,
+                        f"{base}/api/v1/scans/batches",
+                        seconds,
+                        connections,
+                        HERE / "live_scans.lua",
+                        env,
+                    ),
                 )
+                requests = max(1.0, result["rate"] * seconds)
+                server_ms = server_cpu * 1000 / requests
+                pg_ms = db_cpu * 1000 / requests
                 scans = result["rate"] * groups * 10
                 emit(
-                    f"live.scans_{groups * 10}_per_request",
+                    f"live.scans_{groups * 10}_per_request.{server_name}",
                     scans,
                     "scans/s",
                     requests_per_s=round(result["rate"], 1),
                     p50_ms=result["p50"],
                     p99_ms=result["p99"],
                     non_2xx=int(result["non2xx"]),
+                    server_cpu_ms_per_request=round(server_ms, 3),
+                    postgres_cpu_ms_per_request=round(pg_ms, 3),
                     limit=round(hello["rate"], 2),
-                    limit_name="live.hello_world (requests/s)",
+                    limit_name=f"live.hello_world.{server_name} (requests/s)",
+                    server=server_name,
+                    workers=workers,
+                    connections=connections,
                     # Here the ratio is requests/s over hello-world's: 1.0 would be as fast as
                     # the bare HTTP stack of the same server.
                     ratio=round(result["rate"] / hello["rate"], 3),
@@ -190,8 +305,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--people", type=int, default=max(200_000, int(2_000_000 * scale)))
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--server", choices=["granian", "uvicorn", "both"], default="both")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    run(args.people, args.seconds, args.connections)
+    for name in ("granian", "uvicorn") if args.server == "both" else (args.server,):
+        run(args.people, args.seconds, args.connections, name, args.workers)
 
 
 if __name__ == "__main__":

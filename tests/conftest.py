@@ -14,6 +14,9 @@ import pytest
 os.environ["BASTION_ENVIRONMENT"] = "test"
 os.environ["BASTION_ARGON2_TIME_COST"] = "1"
 os.environ["BASTION_ARGON2_MEMORY_KIB"] = "1024"
+# Tests share one connection between sessions (savepoints): the health-code lookups must poll
+# the statuses inside a request, never in a background thread beside the test.
+os.environ["BASTION_CODE_POLL_IN_BACKGROUND"] = "0"
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine

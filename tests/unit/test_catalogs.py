@@ -48,9 +48,9 @@ PREFIXES = (
     "proxy",
 )
 KEY_RE = re.compile(r"[\"']((?:" + "|".join(PREFIXES) + r")\.[a-z_]+)[\"']")
-# Audit actions and permission names share the dotted shape but are not messages.
+# Audit actions, permission names and template names share the dotted shape but are not messages.
 NOT_MESSAGES = re.compile(
-    r"\.(create|update|unmask|lookup|export|import|designate|lift|close|read|write|manage|report|verify|request|approve|recompute|keys|publish|choose)$"
+    r"\.(create|update|unmask|lookup|export|import|designate|lift|close|read|write|manage|report|verify|request|approve|recompute|keys|publish|choose|release|dispatch|arrive|fail|html|rebuild_counters)$"
 )
 
 

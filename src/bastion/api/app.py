@@ -8,8 +8,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from bastion import __version__
 from bastion.api import errors
 from bastion.api.principals import PrincipalCache
+from bastion.api.scanpath import ScanFastPath
 from bastion.api.scanwriter import ScanWriter
-from bastion.api.v1 import auth, coverage, pools, regions, registry, testing, transport, users
+from bastion.api.v1 import (
+    auth,
+    bulletin,
+    coverage,
+    healthcode,
+    healthcode_codes,
+    isolation,
+    pools,
+    protocols,
+    regions,
+    registry,
+    testing,
+    tracing,
+    transport,
+    users,
+)
 from bastion.core.db import session_factory
 
 
@@ -26,6 +42,8 @@ def create_app(factory: sessionmaker[Session] | None = None) -> FastAPI:
     app.state.principals = PrincipalCache()
     app.state.scan_writer = ScanWriter(app.state.session_factory)
     errors.install(app)
+    # The live sampling API's hot path, answered before routing (api/scanpath.py).
+    app.add_middleware(ScanFastPath)
 
     v1 = APIRouter(prefix="/api/v1")
 
@@ -41,9 +59,18 @@ def create_app(factory: sessionmaker[Session] | None = None) -> FastAPI:
     v1.include_router(transport.router)
     v1.include_router(pools.router)
     v1.include_router(coverage.router)
+    v1.include_router(isolation.router)
+    v1.include_router(tracing.router)
+    v1.include_router(protocols.router)
+    v1.include_router(bulletin.router)
+    v1.include_router(healthcode.router)
     app.include_router(v1)
+    healthcode_codes.install(app)
 
     from bastion.web import routes as web_routes
 
     web_routes.install(app)
+    from bastion.web import checkpoint  # health-code checkpoint page (public)
+
+    app.include_router(checkpoint.router)
     return app

@@ -31,10 +31,13 @@ log = logging.getLogger("bastion.scanwriter")
 
 MAX_GROUP = 256
 MAX_PENDING = 4_000
-#: Writers per process: while one group waits on the database (statements, the commit's flush),
-#: the next is already being judged. Groups rarely share tubes, so they rarely wait on each
-#: other's locks; when they do, the second waits (and the edge retries a deadlock victim).
-WRITERS = 3
+#: Writers per process. More than one lets the next group be judged while one waits on the
+#: database, but on a small machine the CPU, not the waiting, is what runs out: one writer makes
+#: groups larger and each request cheaper (measured with two workers on 2 cores: 1.6 ms of server
+#: CPU a 10-scan request with one writer, 2.6 ms with three; ADR 0008). Several writers (several
+#: workers) rarely share tubes; when they do, the second waits on the lock (and the edge retries
+#: a deadlock victim).
+WRITERS = 1
 
 
 class Overloaded(Exception):

@@ -1,8 +1,11 @@
 """``bastion demo``: a ready-to-explore Bastion in one command.
 
 Migrates the settings' database, builds the demo province if it holds nobody yet, makes one demo
-user per role (each placed where that role works), prints them, and serves the site. Running it
-again keeps what is there: the province is not rebuilt and existing users are left alone.
+user per role (each placed where that role works), prints them, runs the earlier simulations
+when the record has none (a testing round over Changchun, a few days of outbreak: see
+:mod:`bastion.cli.simulate_outbreak`), prints the latest day's bulletin in both languages, and
+serves the site. Running it again keeps what is there: the province is not rebuilt, existing
+users are left alone, the round and the outbreak are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from bastion.cli.common import console, domain_errors
 from bastion.cli.simulate import SCALE_HELP, build_with_progress, print_summary
+from bastion.cli.simulate_outbreak import DEMO_DAYS, demo_record, print_latest_bulletin
 from bastion.core import migrate
 from bastion.core.auth import ROLES, system_principal
 from bastion.core.config import get_settings
@@ -57,9 +61,14 @@ def demo(
     fresh: bool = typer.Option(
         False, "--fresh/--keep", help="Delete the SQLite database first and start over"
     ),
+    days: int = typer.Option(
+        DEMO_DAYS, "--days", help="Days of simulated outbreak (after a testing round); 0: none"
+    ),
 ) -> None:
     """Build a demo province (a few hundred thousand people by default) in the settings'
-    database, create one demo user per role, and serve the site. Refused in production."""
+    database, create one demo user per role, run a testing round over Changchun and a few days
+    of outbreak (when the record has none), print the latest day's bulletin in Chinese and
+    English, and serve the site. Refused in production."""
     settings = get_settings()
     if settings.environment == "production":
         raise Forbidden("demo.refused_in_production")
@@ -78,6 +87,9 @@ def demo(
         print_summary(*build_with_progress(scale=scale, seed=seed))
     rows = _ensure_demo_users()
     _print_users(rows)
+    # Something for the bulletin to report: a round and a few days of outbreak (once).
+    demo_record(seed=seed, days=days)
+    print_latest_bulletin()
     if serve:
         from bastion.cli.main import serve as serve_command
 

@@ -7,11 +7,15 @@ from pathlib import Path
 import typer
 
 from bastion.audit import service as audit_service
+from bastion.cli.bulletin import app as bulletin_app
 from bastion.cli.common import console, domain_errors, err_console
 from bastion.cli.demo import demo
 from bastion.cli.healthcode import app as healthcode_app
+from bastion.cli.isolation import app as isolation_app
+from bastion.cli.protocol import app as protocol_app
 from bastion.cli.simulate import simulate_app
 from bastion.cli.testing import testing_app
+from bastion.cli.tracing import tracing_app
 from bastion.core import migrate
 from bastion.core.auth import ROLES, system_principal
 from bastion.core.db import transaction
@@ -31,7 +35,11 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(simulate_app, name="simulate")
 app.command("demo")(demo)
 app.add_typer(testing_app, name="testing")
+app.add_typer(tracing_app, name="tracing")
 app.add_typer(healthcode_app, name="healthcode")
+app.add_typer(isolation_app, name="isolation")
+app.add_typer(protocol_app, name="protocol")
+app.add_typer(bulletin_app, name="bulletin")
 
 
 @db_app.command("upgrade")
@@ -98,9 +106,14 @@ def registry_import(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check every entry's hash and link; exit 1 if anything was edited, inserted or deleted."""
+    from bastion.healthcode import history as healthcode_history
+
     with transaction() as session:
         report = audit_service.verify(db_session=session)
-    if report.ok:
+        # Health-code history batches are sealed by audit entries (bastion.healthcode.history).
+        sealed = healthcode_history.verify(db_session=session)
+    report.problems.extend(sealed.problems)
+    if report.ok and sealed.ok:
         console.print(
             f"[green]audit log intact[/]: {report.entries} entries, head {report.head_hash}"
         )
@@ -113,11 +126,12 @@ def audit_verify() -> None:
 
 @app.command("serve")
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve the web pages and the API."""
+    """Serve the web pages and the API (the health-code lookups answered ahead of the
+    framework's routing: ADR 0007)."""
     import uvicorn
 
     uvicorn.run(
-        "bastion.api.app:create_app",
+        "bastion.healthcode.lookup_asgi:create_server",
         factory=True,
         host=host,
         port=port,

@@ -88,3 +88,8 @@ def print_summary(summary: ProvinceSummary, seconds: float) -> None:
 from bastion.cli import simulate_round  # noqa: E402 - needs simulate_app defined above
 
 simulate_round.register(simulate_app)
+
+# `bastion simulate outbreak` too.
+from bastion.cli import simulate_outbreak  # noqa: E402 - needs simulate_app defined above
+
+simulate_outbreak.register(simulate_app)

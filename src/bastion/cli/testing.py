@@ -31,7 +31,7 @@ def import_results(
     """Import lab results from CSV (columns lab, tube, result, ct_orf1ab, ct_n, received_at,
     tested_at), streamed; good rows land, every refused row is reported. Exit 2 when rows were
     refused."""
-    from bastion.testing import results
+    from bastion.testing import flows, results
 
     size = file.stat().st_size
     with (
@@ -54,7 +54,8 @@ def import_results(
             progress.update(task, completed=min(position, size), rows=report.rows)
 
         with transaction() as session:
-            report = results.import_results_file(
+            # Through the flow: the positives become cases and contacts in the same transaction.
+            report = flows.import_results_file(
                 db_session=session, principal=system_principal(), binary=binary, on_chunk=advance
             )
     console.print(
@@ -67,6 +68,12 @@ def import_results(
             else ""
         )
     )
+    outcome = getattr(report, "tracing", None)
+    if outcome is not None and outcome.case_ids:
+        console.print(
+            f"{len(outcome.case_ids)} new cases, {outcome.close_contacts} close and "
+            f"{outcome.secondary_contacts} secondary contacts traced"
+        )
     if report.stopped:
         err_console.print("[bold red]the file could not be read to its end[/]")
     for problem in report.problems[:MAX_PROBLEMS_SHOWN]:

@@ -18,8 +18,8 @@ MAX_PROBLEMS_SHOWN = 200
 def import_scans(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
 ) -> None:
-    """Import sampling scans from CSV (columns round, site, tube, person, scanned_at; optional
-    kind, capacity), through the same checks as the live API. Sending the same file twice
+    """Import sampling scans from CSV or Parquet (columns round, site, tube, person, scanned_at;
+    optional kind, capacity), through the same checks as the live API. Sending the same file twice
     changes nothing. Exit 2 when rows were refused."""
     from bastion.testing import ingest
 

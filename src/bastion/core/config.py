@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     max_import_rows: int = 2_000_000
     #: Protocol profile in force (see DOMAIN.md, "Rules").
     protocol_profile: str = "jilin-2022-03"
+    #: A manual health-code request naming more people than this raises a province alarm.
+    healthcode_alarm_threshold: int = Field(default=20, ge=1)
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

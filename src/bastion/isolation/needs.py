@@ -33,3 +33,21 @@ class PlacementNeed:
     starts_on: date
     #: Special needs noted for the transfer (一人一策), free text.
     special_needs: str = ""
+
+
+@dataclass(frozen=True)
+class PlacementReport:
+    """What :func:`bastion.isolation.service.place_needs` did with a batch of needs."""
+
+    #: Placements created now.
+    created: int
+    #: Needs already placed (same person and source): left as they were.
+    unchanged: int
+    #: Transfer tasks created now (a person who must move to a site).
+    transfers: int
+    #: Open contact placements closed (cancelled) because the person became a case.
+    superseded: int = 0
+    #: Needs the profile in force does not manage (e.g. secondary contacts from Nov 2022).
+    not_managed: int = 0
+    #: The placement of each need, in the order given (None where not managed).
+    placement_ids: tuple[int | None, ...] = ()

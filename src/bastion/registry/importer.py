@@ -27,7 +27,7 @@ from bastion.regions.models import Region
 from bastion.registry import rules
 from bastion.registry.idnumber import mask_id
 from bastion.registry.models import Household, ImportBatch, Person
-from bastion.registry.service import new_token
+from bastion.registry.service import count_into_open_rounds, new_token
 
 COLUMNS = [
     "name",
@@ -282,6 +282,7 @@ def _land(
         for _, c, h in new
     ]
     result.created += bulk_insert(db_session, Person, PERSON_COLUMNS, rows)
+    count_into_open_rounds(db_session, Person.id_hash.in_([h for _, _, h in new]))
 
 
 def _households(

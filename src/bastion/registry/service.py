@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -161,6 +162,7 @@ def create(*, db_session: Session, principal: Principal, data: PersonCreate) -> 
     )
     db_session.add(person)
     db_session.flush()
+    count_into_open_rounds(db_session, Person.id == person.id)
     audit_service.record(
         db_session=db_session,
         actor=principal,
@@ -170,6 +172,14 @@ def create(*, db_session: Session, principal: Principal, data: PersonCreate) -> 
         region_code=person.region_code,
     )
     return person
+
+
+def count_into_open_rounds(db_session: Session, people: Any) -> None:
+    """A newcomer is required by the testing rounds open where they live (imported here, not
+    at the top: the testing domain reads the registry)."""
+    from bastion.testing.coverage.counters import add_newcomers
+
+    add_newcomers(db_session=db_session, people=people)
 
 
 def update(

@@ -1,100 +1,61 @@
-"""Server-rendered pages: login, logout, home. Same services as the API; no logic here."""
+"""Server-rendered pages: login, logout, home, and the page modules' routers.
+
+Same services as the API; no logic here. Each page lives in its own module (``web/<page>.py``,
+its view helpers beside it) and is included by :func:`install`.
+"""
 
 from __future__ import annotations
 
-import secrets
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from bastion.accounts import service as account_service
 from bastion.api.deps import SessionDep
 from bastion.api.errors import request_language
-from bastion.core import crypto
-from bastion.core.auth import Principal
 from bastion.core.config import get_settings
-from bastion.core.errors import BastionError, NotAuthenticated
+from bastion.core.errors import BastionError
 from bastion.core.i18n import Language, t
 from bastion.web import views
+from bastion.web.common import (
+    CSRF_COOKIE,
+    HERE,
+    SESSION_COOKIE,
+    WebPrincipal,
+    WebRoute,
+    check_csrf,
+    render,
+    to_login,
+)
 
-HERE = Path(__file__).parent
-SESSION_COOKIE = "bastion_session"
-CSRF_COOKIE = "bastion_csrf"
-CSRF_PURPOSE = "csrf"
+__all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "install", "router"]
 
-templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(include_in_schema=False)
-
-
-def _csrf_seed(request: Request) -> str:
-    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(16)
-
-
-def render(
-    request: Request, name: str, context: dict[str, Any], *, status: int = 200
-) -> HTMLResponse:
-    lang = request_language(request)
-    seed = _csrf_seed(request)
-    ctx = {
-        "lang": lang,
-        "t": lambda key, **kw: t(key, lang, **kw),
-        "csrf_token": crypto.sign({"seed": seed}, ttl_seconds=4 * 3600, purpose=CSRF_PURPOSE),
-        **context,
-    }
-    response = templates.TemplateResponse(request, name, ctx, status_code=status)
-    if CSRF_COOKIE not in request.cookies:
-        response.set_cookie(CSRF_COOKIE, seed, httponly=True, samesite="strict")
-    if "lang" in request.query_params:
-        response.set_cookie("lang", lang, samesite="lax", max_age=365 * 86400)
-    return response
-
-
-def check_csrf(request: Request, token: str) -> None:
-    body = crypto.unsign(token, purpose=CSRF_PURPOSE)
-    if body is None or body.get("seed") != request.cookies.get(CSRF_COOKIE):
-        raise NotAuthenticated("auth.csrf")
-
-
-def web_principal(request: Request, session: SessionDep) -> Principal | None:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    try:
-        user = account_service.user_from_token(db_session=session, token=token)
-    except NotAuthenticated:
-        return None
-    return account_service.principal_for(db_session=session, user=user)
-
-
-WebPrincipal = Annotated[Principal | None, Depends(web_principal)]
-
-
-def _to_login(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/") -> Response:
-    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
 
 def _safe_next(target: str) -> str:
     """Only local paths: never redirect off-site after login."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    ok = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if ok else "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/", expired: bool = False) -> Response:
+    lang = request_language(request)
+    notice = t("auth.bad_token", lang) if expired else None
+    return render(request, "login.html", {"next": _safe_next(next), "error": notice})
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(
     request: Request,
     session: SessionDep,
-    username: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    csrf: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/",
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=500)] = "",
+    csrf: Annotated[str, Form(max_length=500)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     lang: Language = request_language(request)
     try:
@@ -127,7 +88,7 @@ def logout(
     request: Request,
     session: SessionDep,
     principal: WebPrincipal,
-    csrf: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     check_csrf(request, csrf)
     if principal is not None and principal.user_id is not None:
@@ -143,10 +104,27 @@ def logout(
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, session: SessionDep, principal: WebPrincipal) -> Response:
     if principal is None:
-        return _to_login(request)
-    return render(request, "home.html", views.home(session, principal, request_language(request)))
+        return to_login(request, expired=SESSION_COOKIE in request.cookies)
+    return render(
+        request,
+        "home.html",
+        views.home(session, principal, request_language(request)),
+        principal=principal,
+    )
 
 
 def install(app: FastAPI) -> None:
+    from bastion.web import admin, boxes, dashboard, grid, lab, people, rounds, sampling
+
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
+    for page in (dashboard, rounds, sampling, boxes, lab, grid, people, admin):
+        app.include_router(page.router)
+    from bastion.web import bulletin, isolation, protocols, transfers  # the boards
+
+    for page in (isolation, transfers, bulletin, protocols):
+        app.include_router(page.router)
+    from bastion.web import cases, panels, resident  # investigator, resident, dashboard panels
+
+    for page in (cases, resident, panels):
+        app.include_router(page.router)

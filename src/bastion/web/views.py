@@ -60,3 +60,46 @@ def _counts_by_child(session: Session, principal: Principal, codes: list[str]) -
             .where(scope.clause(Person.region_code), principal.scope.clause(Person.region_code))
         ).scalar_one()
     return out
+
+
+# Charts ------------------------------------------------------------------------------------
+
+
+def bar_chart(
+    title: str,
+    items: list[tuple[str, float, str, str]],
+    *,
+    scale: float = 1.0,
+    mark: float | None = None,
+) -> dict[str, Any]:
+    """Geometry of a horizontal bar chart drawn as SVG by ``_bars.html``: one bar per
+    ``(label, value, text, css class)``, the value as a share of ``scale`` (bars past it are
+    clipped; ``mark`` draws a line at that share, e.g. capacity at 1.0 of a 1.5 scale)."""
+    left, span, step = 130, 300, 26
+    bars = []
+    for i, (label, value, text, cls) in enumerate(items):
+        share = 0.0 if scale <= 0 else max(0.0, min(value / scale, 1.0))
+        bars.append(
+            {
+                "y": 4 + i * step,
+                "w": round(share * span, 1),
+                "label": label[:14],
+                "text": text,
+                "cls": cls,
+                "mark": None if mark is None or scale <= 0 else round(mark / scale * span, 1),
+            }
+        )
+    return {
+        "title": title,
+        "bars": bars,
+        "left": left,
+        "span": span,
+        "width": left + span + 110,
+        "height": max(step, 8 + len(items) * step),
+    }
+
+
+def region_name(region: Any, lang: Language) -> str:
+    if region is None:
+        return ""
+    return str(region.name_zh if lang == "zh-CN" else region.name_en)

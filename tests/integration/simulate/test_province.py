@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from bastion.accounts.models import User
+from bastion.bulletin import service as bulletin_service
 from bastion.cli.main import app
 from bastion.core import clock, crypto, migrate
 from bastion.core.auth import ROLES
@@ -27,7 +28,10 @@ from bastion.registry import service as registry_service
 from bastion.registry.idnumber import parse_resident_id
 from bastion.registry.models import Building, Household, Person
 from bastion.registry.rules import MOBILE_RE
+from bastion.simulate import outbreak
 from bastion.simulate.province import ProvinceSummary, build_province
+from bastion.testing.models import Round
+from bastion.tracing.models import Case
 from tests.support import databases
 
 SCALE = 0.002
@@ -350,10 +354,26 @@ def test_simulate_province_builds_and_then_refuses_a_second_build(cli_env):
 
 
 def test_demo_builds_a_province_and_a_cast_and_is_idempotent(cli_env):
-    first = _run("demo", "--no-serve", "--scale", "0.001")
+    first = _run("demo", "--no-serve", "--scale", "0.001", "--days", "3")
     assert first.exit_code == 0, first.output
     assert "bastion-demo" in first.stdout
     engine = make_engine(cli_env["BASTION_DATABASE_URL"])
+    with Session(engine) as s:
+        # The earlier simulations ran: a round over Changchun, three days of outbreak ending
+        # yesterday; and the latest day's bulletin was printed in both languages, naming it.
+        assert s.execute(select(Round.code)).scalars().all() == ["SIM-220100-1"]
+        marked = outbreak.markers(s)
+        yesterday = clock.today() - timedelta(days=1)
+        assert [m.day for m in marked["220000"]] == [
+            yesterday - timedelta(days=n) for n in (2, 1, 0)
+        ]
+        assert s.execute(select(func.count()).select_from(Case)).scalar_one() > 0
+        day = bulletin_service.latest_day(s)
+        cases = s.execute(select(func.count()).select_from(Case)).scalar_one()
+    out = " ".join(first.stdout.split())
+    assert f"吉林省疫情通报（{day.year}年{day.month}月{day.day}日）" in out
+    assert f"Jilin Province: epidemic bulletin, {day.day} {day:%B} {day.year}" in out
+    assert out.index("吉林省疫情通报") < out.index("epidemic bulletin")
     with Session(engine) as s:
         persons = s.execute(select(func.count()).select_from(Person)).scalar_one()
         users = {u.username: u for u in s.execute(select(User)).scalars()}
@@ -377,11 +397,13 @@ def test_demo_builds_a_province_and_a_cast_and_is_idempotent(cli_env):
         assert registry_service.age_on(person.birth_date, date.today()) >= 18
         ids = {name: u.id for name, u in users.items()}
 
-    second = _run("demo", "--no-serve", "--scale", "0.001")
+    second = _run("demo", "--no-serve", "--scale", "0.001", "--days", "3")
     assert second.exit_code == 0, second.output
     assert "already holds" in second.stdout
+    assert "0 day(s) simulated, 3 already" in " ".join(second.stdout.split())
     with Session(engine) as s:
         assert s.execute(select(func.count()).select_from(Person)).scalar_one() == persons
+        assert s.execute(select(func.count()).select_from(Case)).scalar_one() == cases
         assert {u.username: u.id for u in s.execute(select(User)).scalars()} == ids
         scope = region_service.scope_of(db_session=s, code=grid)
         assert scope.contains(grid)

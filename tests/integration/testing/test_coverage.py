@@ -686,3 +686,16 @@ def test_taking_the_snapshot_again_changes_nothing_sampled(db):
     before = counters(db, rnd.id)
     coverage.snapshot_required(db_session=db, round_id=rnd.id)
     assert counters(db, rnd.id) == before == {NANGUAN_GRID: (3, 2, 2, 2, 0, 0, 0)}
+
+
+def test_a_newcomer_registered_during_the_round_is_required_too(db):
+    # Registered after the round opened: the opening snapshot could not count them, so they are
+    # counted when registered, and coverage never passes 100%.
+    before = [resident(db) for _ in range(2)]
+    rnd = open_round(db)
+    newcomer = resident(db)
+    site = factories.site(db)
+    scan(db, rnd, site, "TC00000091", [*before, newcomer], at=START + timedelta(hours=1))
+    required, sampled, sampled_required = counters(db, rnd.id)[NANGUAN_GRID][:3]
+    assert (required, sampled, sampled_required) == (3, 3, 3)
+    assert counters(db, rnd.id) == rebuilt(db, rnd.id)[0]

@@ -263,3 +263,37 @@ def test_a_round_reference_that_cannot_exist_is_simply_unknown(db, setup, ref):
     ]
     report = run(db, batch)
     assert [(p.field, p.reason) for p in report.problems] == [("round", "scan.unknown_round")]
+
+
+def test_a_stream_read_in_a_thread_over_several_chunks_judges_like_one_batch(db, setup):
+    rnd, site, people = setup
+    rows = scans(rnd, site, "TC00000090", people[:6]) + scans(
+        rnd, site, "TC00000091", people[6:12], start_row=7
+    )
+    rows[3] = RawScan(**{**rows[3].__dict__, "tube": "not a barcode"})  # row 4: refused early
+    # Row 1's person again, three chunks later: refused as already sampled (row 1 has landed).
+    rows.append(RawScan(**{**rows[0].__dict__, "row": 13, "tube": "TC00000091"}))
+    report = ingest.ingest_scans(
+        db_session=db,
+        principal=system_principal(),
+        key="batch-stream",
+        source="test",
+        scans=iter(rows),  # a stream: read and checked in the feed's thread
+        chunk=4,
+    )
+    assert report.accepted == 11
+    assert [(p.row, p.field, p.reason) for p in report.problems] == [
+        (4, "tube", "scan.bad_barcode"),
+        (13, "person", "scan.already_sampled"),
+    ]
+    positions = (
+        db.execute(
+            select(TubeMember.position)
+            .join(Tube, Tube.id == TubeMember.tube_id)
+            .where(Tube.barcode == "TC00000091")
+            .order_by(TubeMember.position)
+        )
+        .scalars()
+        .all()
+    )
+    assert positions == [1, 2, 3, 4, 5, 6]

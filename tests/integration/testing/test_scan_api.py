@@ -98,3 +98,57 @@ def test_a_malformed_batch_is_a_clear_422(client, headers, setup):
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
     assert {"key", "round", "site", "groups"} <= fields
+
+
+def test_a_body_that_is_not_json_is_a_422_naming_the_body(client, headers, setup):
+    response = client.post(
+        "/api/v1/scans/batches",
+        content=b'{"key": "scanner-7-000009", "groups": [',
+        headers={**headers("sampler"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == ["body"]
+
+
+def test_wrong_types_inside_groups_are_named_by_their_path(client, headers, setup):
+    rnd, site, people = setup
+    payload = body(rnd, site, [("TC00000006", people[:2])], key="scanner-7-000010")
+    payload["groups"][0]["people"][1] = 42
+    payload["groups"][0]["scanned_at"] = "yesterday"
+    payload["groups"][0]["capacity"] = "ten"
+    response = client.post("/api/v1/scans/batches", json=payload, headers=headers("sampler"))
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {"groups.0.people.1", "groups.0.scanned_at", "groups.0.capacity"}
+
+
+def test_no_token_is_401_before_the_body_is_read(client, setup):
+    response = client.post("/api/v1/scans/batches", content=b"not json")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_an_oversized_body_is_a_413(client, headers, setup):
+    response = client.post(
+        "/api/v1/scans/batches",
+        content=b" " * (4 * 1024 * 1024 + 1),
+        headers={**headers("sampler"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_answers_in_english_when_asked(client, headers, setup):
+    rnd, site, people = setup
+    payload = body(
+        rnd, site, [("TC00000007", people[:1]), ("TC00000008", people[:1])], key="scanner-7-11"
+    )
+    response = client.post(
+        "/api/v1/scans/batches",
+        json=payload,
+        headers={**headers("sampler"), "Accept-Language": "en"},
+    )
+    assert response.status_code == 200
+    (problem,) = response.json()["problems"]
+    assert problem["code"] == "scan.person_twice"
+    assert problem["reason"].isascii()

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from typing import Any
 
-from bastion.api.deps import CurrentPrincipal, LangDep, SessionDep
-from bastion.api.errors import problem
-from bastion.api.scanwriter import Overloaded, ScanWriter
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from bastion.api import scanpath
+from bastion.api.deps import CurrentPrincipal, SessionDep
 from bastion.core.auth import Perm
-from bastion.core.errors import BastionError, FieldProblem
-from bastion.core.i18n import Language, t
-from bastion.testing import ingest
+from bastion.core.errors import TooLarge
 from bastion.testing import service as testing_service
 from bastion.testing.schemas import (
     LabCreate,
@@ -19,7 +19,6 @@ from bastion.testing.schemas import (
     RoundCreate,
     RoundRead,
     ScanBatchIn,
-    ScanProblem,
     ScanReport,
     SiteCreate,
     SiteRead,
@@ -65,79 +64,43 @@ def create_lab(body: LabCreate, session: SessionDep, principal: CurrentPrincipal
     return testing_service.create_lab(db_session=session, principal=principal, data=body)
 
 
-def report_out(report: ingest.IngestReport, lang: Language, where: dict[int, str]) -> ScanReport:
-    """The API view of an ingest report; row numbers become ``groups.G.people.P`` paths."""
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` written in place (a schema inside an operation
+    cannot refer to definitions of its own)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
 
-    def problem(p: FieldProblem) -> ScanProblem:
-        rendered = p.render(lang)
-        if p.row is not None and p.row in where and p.field in ("person", "scanned_at"):
-            rendered["field"] = f"{where[p.row]}.{p.field}"
-        elif p.row is not None and p.row in where:
-            rendered["field"] = f"{where[p.row].rsplit('.people.', 1)[0]}.{p.field}"
-        return ScanProblem(
-            row=rendered.get("row"),
-            field=rendered["field"],
-            reason=rendered["reason"],
-            code=rendered["code"],
-        )
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
 
-    return ScanReport(
-        key=report.key,
-        accepted=report.accepted,
-        unchanged=report.unchanged,
-        refused=report.refused,
-        flagged=report.flagged,
-        replayed=report.replayed,
-        problems=[problem(p) for p in report.problems + report.flags],
-    )
+    result: dict[str, Any] = inline(schema)
+    return result
 
 
-@router.post("/scans/batches", response_model=ScanReport)
-async def post_scan_batch(
-    body: ScanBatchIn, request: Request, principal: CurrentPrincipal, lang: LangDep
-) -> Response:
+@router.post(
+    "/scans/batches",
+    response_model=ScanReport,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline_schema(ScanBatchIn)}},
+        }
+    },
+)
+async def post_scan_batch(request: Request) -> Response:
     """Save a scanner's groups (tube + people in order). Acknowledged only after the commit;
     re-sending the same ``key`` returns the first answer and changes nothing. Scans made offline
-    keep their original times."""
-    scans: list[ingest.RawScan] = []
-    where: dict[int, str] = {}
-    row = 0
-    for g, group in enumerate(body.groups):
-        for p, person in enumerate(group.people):
-            row += 1
-            where[row] = f"groups.{g}.people.{p}"
-            scans.append(
-                ingest.RawScan(
-                    row=row,
-                    round=body.round,
-                    site=body.site,
-                    tube=group.tube,
-                    person=person,
-                    scanned_at=group.scanned_at,
-                    kind=group.kind,
-                    capacity=group.capacity,
-                )
-            )
-    principal.require(Perm.scans_write)
-    writer: ScanWriter = request.app.state.scan_writer
-    try:
-        report = await writer.submit(
-            ingest.BatchIn(principal=principal, key=body.key, source="api", scans=scans)
-        )
-    except Overloaded:
-        return problem(
-            429,
-            t("error.rate_limited", lang),
-            code="error.rate_limited",
-            headers={"Retry-After": "1"},
-        )
-    except BastionError:
-        raise
-    except Exception:  # noqa: BLE001 - the database failed: the client re-sends the same key
-        return problem(
-            503,
-            t("error.unavailable", lang),
-            code="error.unavailable",
-            headers={"Retry-After": "2"},
-        )
-    return JSONResponse(report_out(report, lang, where).model_dump())
+    keep their original times. Served by ``api/scanpath.py`` (the app's middleware answers this
+    path before routing; this route answers alike where that middleware is not installed)."""
+    body = await request.body()
+    if len(body) > scanpath.MAX_BODY:
+        raise TooLarge()
+    status, headers, payload = await scanpath.handle(request.app.state, request.scope, body)
+    return Response(payload, status_code=status, headers=headers)

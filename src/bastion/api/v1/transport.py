@@ -17,8 +17,8 @@ from bastion.core.auth import Perm
 from bastion.core.config import get_settings
 from bastion.core.errors import FieldProblem, TooLarge
 from bastion.core.i18n import Language
+from bastion.testing import flows, results, transport
 from bastion.testing import labs as lab_figures
-from bastion.testing import results, transport
 
 router = APIRouter(tags=["transport and labs"])
 
@@ -250,7 +250,7 @@ def post_results(
         )
         for i, item in enumerate(body.results)
     ]
-    report = results.upload_results(db_session=session, principal=principal, rows=rows)
+    report = flows.upload_results(db_session=session, principal=principal, rows=rows)
     return report_out(report, lang, list_path=True)
 
 
@@ -272,7 +272,7 @@ def post_results_file(
         file.file.seek(0)
     if size > limit:
         raise TooLarge()
-    report = results.import_results_file(db_session=session, principal=principal, binary=file.file)
+    report = flows.import_results_file(db_session=session, principal=principal, binary=file.file)
     return report_out(report, lang)
 
 

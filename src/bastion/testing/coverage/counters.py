@@ -204,6 +204,26 @@ def snapshot_required(*, db_session: Session, round_id: int) -> None:
     )
 
 
+def add_newcomers(*, db_session: Session, people: ColumnElement[bool]) -> None:
+    """Count people registered while rounds are open (``people``: a condition on ``Person``)
+    into the required figure of every open round whose rule names them: the snapshot taken when
+    the round opened could not, and without this a newcomer who is sampled would count as sampled
+    and required but never as required (coverage above 100%)."""
+    open_rounds = db_session.execute(select(Round).where(Round.status == "open")).scalars().all()
+    for rnd in open_rounds:
+        rules = rules_of(db_session, rnd)
+        source = (
+            select(literal(rnd.id, Integer), Person.region_code, func.count())
+            .where(
+                people,
+                rules.required(Person.region_code, Person.birth_date, Person.special_groups),
+            )
+            .group_by(Person.region_code)
+            .order_by(Person.region_code)
+        )
+        _upsert(db_session, RoundCoverage, ("round_id", "region_code"), ("required",), source)
+
+
 def add_sampled_from_verdict(*, db_session: Session) -> None:
     """Add the persons the ingest has just accepted (``scan_verdict`` rows with verdict 'ok',
     retests excepted) to their home regions' counters and to the hourly screening figures;

@@ -18,11 +18,9 @@ Memory stays flat: scans stream through fixed-size chunks.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -31,8 +29,8 @@ from bastion.core import clock
 from bastion.core.auth import Perm, Principal
 from bastion.core.db import bulk_insert, index_lookups, is_postgres
 from bastion.core.errors import FieldProblem
-from bastion.testing import coverage, files
-from bastion.testing.enums import TubeKind
+from bastion.testing import coverage
+from bastion.testing.ingest.feed import Caller, Chunk, Work, chunks, direct, threaded
 from bastion.testing.ingest.rows import (
     MAX_REPORTED,
     VERDICTS,
@@ -40,31 +38,29 @@ from bastion.testing.ingest.rows import (
     RawScan,
     ScanContext,
     SiteCache,
-    check_row,
 )
 from bastion.testing.ingest.statements import (
-    ACCEPTED,
-    CLASSIFY,
+    COPY_MEMBERS_IN,
+    COPY_MEMBERS_OUT,
     COUNT_MEMBERS,
     CREATE_TUBES,
     INSERT_MEMBERS,
     LOCK_TUBES,
-    MEMBER_COLUMNS,
-    NEW_MEMBERS,
     OUTCOMES,
+    PG_OPEN,
+    PG_OUTCOMES_CLEARED,
+    PG_STAGE_SMALL,
+    PG_WRITE_ALL,
+    PG_WRITE_TUBES,
     STAGE_COLUMNS,
+    classify,
     clear_temp_tables,
     create_temp_tables,
+    pg_index_lookups,
 )
-from bastion.testing.models import ScanBatch, TubeMember
+from bastion.testing.models import ScanBatch
 
 CHUNK = 50_000
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 @dataclass(frozen=True)
@@ -85,14 +81,20 @@ def ingest_scans(
     source: str,
     scans: Iterable[RawScan],
     chunk: int = CHUNK,
+    pipelined: bool = True,
 ) -> IngestReport:
     """Record a batch of scans under the idempotency ``key``; see the module docstring for what
     is refused. Runs in the caller's transaction; a concurrent writer touching the same tubes or
-    people makes this raise IntegrityError, and the edge retries the whole batch once."""
+    people makes this raise IntegrityError, and the edge retries the whole batch once. The scans
+    are read and checked in a thread of their own while the database judges the previous chunk
+    (``pipelined``; the iterable must then not use the session)."""
+    if isinstance(scans, Sequence) and len(scans) <= chunk:
+        pipelined = False  # one chunk: nothing to overlap, no thread to start
     (report,) = ingest_batches(
         db_session=db_session,
         batches=[BatchIn(principal=principal, key=key, source=source, scans=scans)],
         chunk=chunk,
+        pipelined=pipelined,
     )
     return report
 
@@ -103,23 +105,36 @@ def ingest_batches(
     batches: Sequence[BatchIn],
     chunk: int = CHUNK,
     sites: SiteCache | None = None,
+    pipelined: bool = False,
 ) -> list[IngestReport]:
     """Record several senders' batches in one transaction and one set of statements (the live
     API's group commit), each judged as if the batches had arrived one after another in order.
     Returns one report per batch, in order; a key seen before (or earlier in ``batches``)
-    replays its first answer. ``sites`` keeps sites' pool sizes between calls (live API)."""
+    replays its first answer. ``sites`` keeps sites' pool sizes between calls (live API);
+    ``pipelined`` checks the rows in a thread (large files, see ``feed``)."""
     for item in batches:
         item.principal.require(Perm.scans_write)
-    if is_postgres(db_session):
-        # Chunks sort and hash tens of thousands of rows: give them memory instead of disk, and
-        # skip JIT compilation, which costs more than it saves on statements this size.
-        db_session.execute(text("SET LOCAL work_mem = '128MB'"))
-        db_session.execute(text("SET LOCAL jit = off"))
     keys = [b.key for b in batches]
-    stored = {
-        b.key: b
-        for b in db_session.execute(select(ScanBatch).where(ScanBatch.key.in_(set(keys)))).scalars()
-    }
+    postgres = is_postgres(db_session)
+    if postgres:
+        # Settings, the batch ids and the keys already seen in one round trip (the live API
+        # pays for every one); index lookups are forced from here (see _land_chunk).
+        raw = db_session.connection().connection.driver_connection
+        assert raw is not None
+        row = raw.execute(PG_OPEN, {"n": len(batches), "keys": keys}).fetchone()
+        new_ids: list[int] = list(row[-2])
+        seen = set(row[-1] or ())
+    else:
+        new_ids = []
+        seen = set(keys)
+    stored = (
+        {
+            b.key: b
+            for b in db_session.execute(select(ScanBatch).where(ScanBatch.key.in_(seen))).scalars()
+        }
+        if seen
+        else {}
+    )
     reports: list[IngestReport] = []
     fresh: dict[str, tuple[IngestReport, BatchIn]] = {}
     repeated: list[tuple[int, str]] = []
@@ -134,31 +149,33 @@ def ingest_batches(
             fresh[item.key] = (IngestReport(key=item.key), item)
             reports.append(fresh[item.key][0])
     if fresh:
-        ids = _batch_ids(db_session, len(fresh))
+        ids = new_ids[: len(fresh)] if postgres else _batch_ids(db_session, len(fresh))
         by_id = {
             batch_id: report for batch_id, (report, _) in zip(ids, fresh.values(), strict=True)
         }
         create_temp_tables(db_session)
-        contexts: dict[str, ScanContext] = {}
-        postgres = is_postgres(db_session)
         round_of: dict[int, int] = {}
-        staged: list[tuple[Any, ...]] = []
-        for batch_id, (report, item) in zip(ids, fresh.values(), strict=True):
-            ctx = contexts.setdefault(
-                item.principal.username, ScanContext(db_session, item.principal, sites)
-            )
-            for scan in item.scans:
-                checked = check_row(ctx, scan)
-                if isinstance(checked, FieldProblem):
-                    report.refuse(checked)
-                    continue
-                staged.append((batch_id, *checked))
-                round_of.setdefault(batch_id, checked[1])
-                if len(staged) >= chunk:
-                    _land_chunk(db_session, staged, by_id, postgres=postgres)
-                    staged = []
-        if staged:
-            _land_chunk(db_session, staged, by_id, postgres=postgres)
+        work = [
+            Work(batch_id, item.principal, item.scans)
+            for batch_id, (_, item) in zip(ids, fresh.values(), strict=True)
+        ]
+
+        def make_context(principal: Principal, call: Caller) -> ScanContext:
+            return ScanContext(db_session, principal, sites, call)
+
+        def produce(call: Caller) -> Iterator[Chunk]:
+            return chunks(work, make_context, chunk, call)
+
+        forced = True  # PG_OPEN forced index lookups
+        for part in threaded(produce) if pipelined else produce(direct):
+            for batch_id, problem in part.problems:
+                by_id[batch_id].refuse(problem)
+            for batch_id, round_id in part.rounds.items():
+                round_of.setdefault(batch_id, round_id)
+            if part.rows:
+                _land_chunk(db_session, part, by_id, postgres=postgres, forced=forced)
+                forced = not postgres or len(part.rows) < SMALL
+
         received_at = clock.now()
         rows = []
         for batch_id, (report, item) in zip(ids, fresh.values(), strict=True):
@@ -221,45 +238,71 @@ def _batch_ids(db_session: Session, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
+#: A chunk smaller than this (the live API's groups) is written in fewer, larger statements and
+#: cleared by DELETE; a larger one (files) streams its members through COPY and is truncated.
+SMALL = 5_000
+
+
 def _land_chunk(
     db_session: Session,
-    staged: list[tuple[Any, ...]],
+    part: Chunk,
     reports: dict[int, IngestReport],
     *,
     postgres: bool,
+    forced: bool,
 ) -> None:
-    bulk_insert(db_session, "scan_stage", STAGE_COLUMNS, staged)
-    if postgres:
-        # Temporary tables are never auto-analysed; without statistics the planner walks the
-        # indexes row by row instead of hashing the chunk against persons and tubes.
-        db_session.execute(text("ANALYZE scan_stage"))
-        # Lock the tubes this chunk touches: two sites' batches adding to one tube at once would
-        # otherwise compute the same next positions (the unique (tube, position) index would then
-        # refuse the second writer; SQLite's single writer needs no lock).
-        db_session.execute(text(LOCK_TUBES))
-    # Every join here is by a unique or leading index column, while statistics on tubes and
-    # tube_members lag far behind a round's growth (a new round starts them empty).
-    with index_lookups(db_session):
-        db_session.execute(text(CLASSIFY))
-    # New tubes are created already counted; only tubes that existed before are updated.
-    db_session.execute(text(COUNT_MEMBERS))
-    db_session.execute(text(CREATE_TUBES))
-    if postgres:
-        # COPY writes the heap and indexes in bulk; INSERT … SELECT goes row by row and costs
-        # about twice as much here, so the new members make a round trip through the client.
-        raw = db_session.connection().connection.driver_connection
-        assert raw is not None
-        with raw.cursor(binary=True) as cur:
-            cur.execute(NEW_MEMBERS)
-            bulk_insert(db_session, TubeMember, MEMBER_COLUMNS, cur)
+    small = len(part.rows) < SMALL
+    raw: Any = db_session.connection().connection.driver_connection
+    if postgres and small:
+        raw.execute(PG_STAGE_SMALL, [list(column) for column in zip(*part.rows, strict=True)])
     else:
+        bulk_insert(db_session, "scan_stage", STAGE_COLUMNS, part.rows)
+    if postgres:
+        # Every join of LOCK_TUBES and CLASSIFY is by a unique or leading index column, while
+        # statistics on tubes and tube_members lag far behind a round's growth (a new round
+        # starts them empty); the staging table is only ever read whole.
+        if not forced:
+            raw.execute(pg_index_lookups(True))
+        # Lock the tubes this chunk touches: two sites' batches adding to one tube at once
+        # would otherwise compute the same next positions (the unique (tube, position) index
+        # would then refuse the second writer; SQLite's single writer needs no lock).
+        raw.execute(LOCK_TUBES)
+        raw.execute(classify(db_session))
+        if small:
+            raw.execute(PG_WRITE_ALL)
+        else:
+            raw.execute(PG_WRITE_TUBES)
+            # COPY writes the heap and indexes in bulk, INSERT … SELECT row by row (about twice
+            # the cost at this size): the members go out of the verdicts as binary COPY data and
+            # straight back in, never becoming Python objects (the column types match).
+            data = bytearray()
+            with raw.cursor() as cur:
+                with cur.copy(COPY_MEMBERS_OUT) as out:
+                    for block in out:
+                        data += block
+                with cur.copy(COPY_MEMBERS_IN) as into:
+                    into.write(data)
+            # The coverage counters group the chunk by region: let the planner choose.
+            raw.execute(pg_index_lookups(False))
+    else:
+        with index_lookups(db_session):
+            db_session.execute(text(classify(db_session)))
+        # New tubes are created already counted; only tubes that existed before are updated.
+        db_session.execute(text(COUNT_MEMBERS))
+        db_session.execute(text(CREATE_TUBES))
         db_session.execute(text(INSERT_MEMBERS))
-    for batch_id, accepted in db_session.execute(text(ACCEPTED)):
-        reports[batch_id].accepted += accepted
     coverage.add_sampled_from_verdict(db_session=db_session)  # coverage counters (issue #3 part 8)
-    for batch_id, row_no, verdict, off_grid, capacity in db_session.execute(text(OUTCOMES)):
+    if postgres and small:
+        outcomes = raw.execute(PG_OUTCOMES_CLEARED).fetchall()
+    else:
+        outcomes = db_session.execute(text(OUTCOMES)).all()
+        clear_temp_tables(db_session)
+    accepted = dict(part.staged)
+    for batch_id, row_no, verdict, off_grid, capacity in outcomes:
         report = reports[batch_id]
         meaning = VERDICTS.get(verdict)
+        if verdict != "ok":
+            accepted[batch_id] -= 1
         if verdict in ("unchanged", "duplicate"):
             report.unchanged += 1
         elif meaning is not None:
@@ -270,86 +313,22 @@ def _land_chunk(
             report.flagged += 1
             if len(report.flags) < MAX_REPORTED:
                 report.flags.append(FieldProblem("person", "scan.off_grid", {}, row_no))
-    clear_temp_tables(db_session)
+    for batch_id, count in accepted.items():
+        reports[batch_id].accepted += count
 
 
-SCAN_FILE_COLUMNS = ["round", "site", "tube", "person", "scanned_at", "kind", "capacity"]
-SCAN_FILE_REQUIRED = ["round", "site", "tube", "person", "scanned_at"]
-
-
-def file_key(binary: IO[bytes]) -> str:
-    """The idempotency key of a scan file: its SHA-256, so the same file sent twice is one batch."""
-    digest = hashlib.sha256()
-    for block in iter(lambda: binary.read(1 << 20), b""):
-        digest.update(block)
-    binary.seek(0)
-    return f"file:{digest.hexdigest()}"
-
-
-def scans_from_file(binary: IO[bytes]) -> Iterator[RawScan | FieldProblem]:
-    """Scans read from a CSV file (columns round, site, tube, person, scanned_at, and optionally
-    kind and capacity), streamed; a row whose capacity is not a number comes back as a problem."""
-    for row_number, values in files.read_csv_rows(
-        binary, required=SCAN_FILE_REQUIRED, known=SCAN_FILE_COLUMNS
-    ):
-        raw_capacity = values.get("capacity", "")
-        capacity: int | None = None
-        if raw_capacity:
-            if not raw_capacity.isdigit() or len(raw_capacity) > 2:
-                yield FieldProblem(
-                    "capacity", "field.out_of_range", {"min": 1, "max": 20}, row_number
-                )
-                continue
-            capacity = int(raw_capacity)
-        yield RawScan(
-            row=row_number,
-            round=values["round"],
-            site=values["site"],
-            tube=values["tube"],
-            person=values["person"],
-            scanned_at=values["scanned_at"],
-            kind=values.get("kind") or TubeKind.pooled.value,
-            capacity=capacity,
-        )
-
-
-def import_scans_file(
-    *,
-    db_session: Session,
-    principal: Principal,
-    binary: IO[bytes],
-    on_progress: Callable[[int], None] | None = None,
-) -> IngestReport:
-    """Import a scan file through the same bulk path as the live API (one batch keyed by the
-    file's hash). Refuses a file it cannot read at all; otherwise reports each bad row."""
-    key = file_key(binary)
-    early: list[FieldProblem] = []
-
-    def rows() -> Iterator[RawScan]:
-        for count, item in enumerate(scans_from_file(binary), start=1):
-            if on_progress is not None and count % 10_000 == 0:
-                on_progress(count)
-            if isinstance(item, FieldProblem):
-                early.append(item)
-            else:
-                yield item
-
-    report = ingest_scans(
-        db_session=db_session, principal=principal, key=key, source="file", scans=rows()
-    )
-    if early and not report.replayed:
-        for problem in early:
-            report.refuse(problem)
-        report.problems.sort(key=lambda p: p.row or 0)
-        stored = db_session.execute(select(ScanBatch).where(ScanBatch.key == key)).scalar_one()
-        stored.refused = report.refused
-        stored.report = report.to_json()
-        db_session.flush()
-    return report
-
+from bastion.testing.ingest.imports import (  # noqa: E402 - they build on the above
+    SCAN_FILE_COLUMNS,
+    SCAN_FILE_REQUIRED,
+    file_key,
+    import_scans_file,
+    scans_from_file,
+)
 
 __all__ = [
     "CHUNK",
+    "SCAN_FILE_COLUMNS",
+    "SCAN_FILE_REQUIRED",
     "BatchIn",
     "IngestReport",
     "RawScan",

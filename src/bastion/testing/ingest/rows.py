@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -143,39 +144,53 @@ class SiteCache:
         self._items[key] = (time.monotonic() + self.ttl, value)
 
 
+_T = TypeVar("_T")
+
+
+def _direct(fn: Callable[[], _T]) -> _T:
+    return fn()
+
+
 class ScanContext:
-    """Rounds and sites met so far in a batch, looked up once each."""
+    """Rounds and sites met so far in a batch, looked up once each. ``call`` runs a lookup
+    where the session lives (the rows may be checked in another thread, see ``feed``)."""
 
     def __init__(
-        self, db_session: Session, principal: Principal, cache: SiteCache | None = None
+        self,
+        db_session: Session,
+        principal: Principal,
+        cache: SiteCache | None = None,
+        call: Callable[[Callable[[], Any]], Any] = _direct,
     ) -> None:
         self.db = db_session
         self.principal = principal
         self.cache = cache
+        self.call = call
         self.rounds: dict[str, Round | FieldProblem] = {}
         self.sites: dict[tuple[int, str], _SiteInRound | FieldProblem] = {}
         self.now = clock.now()
 
     def round(self, ref: str, row: int) -> Round | FieldProblem:
         if ref not in self.rounds:
-            try:
-                rnd = testing_service.get_round(
-                    db_session=self.db, principal=self.principal, ref=ref
-                )
-            except NotFound:
-                self.rounds[ref] = FieldProblem("round", "scan.unknown_round", {"value": ref})
-            else:
-                self.rounds[ref] = (
-                    rnd
-                    if rnd.status == "open"
-                    else FieldProblem("round", "scan.round_closed", {"value": ref})
-                )
+            self.call(lambda: self._look_up_round(ref))
         found = self.rounds[ref]
         return (
             found
             if isinstance(found, Round)
             else FieldProblem(found.field, found.reason, found.params, row)
         )
+
+    def _look_up_round(self, ref: str) -> None:
+        try:
+            rnd = testing_service.get_round(db_session=self.db, principal=self.principal, ref=ref)
+        except NotFound:
+            self.rounds[ref] = FieldProblem("round", "scan.unknown_round", {"value": ref})
+        else:
+            self.rounds[ref] = (
+                rnd
+                if rnd.status == "open"
+                else FieldProblem("round", "scan.round_closed", {"value": ref})
+            )
 
     def site(self, rnd: Round, code: str, row: int) -> _SiteInRound | FieldProblem:
         key = (rnd.id, code)
@@ -187,34 +202,38 @@ class ScanContext:
                 else FieldProblem("site", "error.region_outside", {"region": cached.region_code})
             )
         if key not in self.sites:
-            site = self.db.execute(select(Site).where(Site.code == code)).scalar_one_or_none()
-            if site is None or not site.active:
-                self.sites[key] = FieldProblem("site", "scan.unknown_site", {"value": code})
-            elif not self.principal.scope.contains(site.region_code):
-                self.sites[key] = FieldProblem(
-                    "site", "error.region_outside", {"region": site.region_code}
-                )
-            else:
-                on = clock.to_local(max(rnd.starts_at, min(self.now, rnd.deadline_at))).date()
-                capacity = testing_service.planned_capacity(
-                    db_session=self.db, rnd=rnd, region_code=site.region_code, on=on
-                )
-                has_grids = (
-                    self.db.execute(
-                        select(SiteGrid.site_id).where(SiteGrid.site_id == site.id).limit(1)
-                    ).first()
-                    is not None
-                )
-                found_site = _SiteInRound(site.id, site.region_code, capacity, has_grids)
-                self.sites[key] = found_site
-                if self.cache is not None:
-                    self.cache.put(key, found_site)
+            self.call(lambda: self._look_up_site(rnd, code))
         found = self.sites[key]
         return (
             found
             if isinstance(found, _SiteInRound)
             else FieldProblem(found.field, found.reason, found.params, row)
         )
+
+    def _look_up_site(self, rnd: Round, code: str) -> None:
+        key = (rnd.id, code)
+        site = self.db.execute(select(Site).where(Site.code == code)).scalar_one_or_none()
+        if site is None or not site.active:
+            self.sites[key] = FieldProblem("site", "scan.unknown_site", {"value": code})
+        elif not self.principal.scope.contains(site.region_code):
+            self.sites[key] = FieldProblem(
+                "site", "error.region_outside", {"region": site.region_code}
+            )
+        else:
+            on = clock.to_local(max(rnd.starts_at, min(self.now, rnd.deadline_at))).date()
+            capacity = testing_service.planned_capacity(
+                db_session=self.db, rnd=rnd, region_code=site.region_code, on=on
+            )
+            has_grids = (
+                self.db.execute(
+                    select(SiteGrid.site_id).where(SiteGrid.site_id == site.id).limit(1)
+                ).first()
+                is not None
+            )
+            found_site = _SiteInRound(site.id, site.region_code, capacity, has_grids)
+            self.sites[key] = found_site
+            if self.cache is not None:
+                self.cache.put(key, found_site)
 
 
 def _parse_time(value: str | datetime) -> datetime | None:

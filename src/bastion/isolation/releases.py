@@ -1,0 +1,394 @@
+"""Releasing placements in batches, set-based: every placement due on a day in one call.
+
+:func:`release_many` applies the rules of :func:`bastion.isolation.service.release` to each
+placement of a batch: the refused ones are listed with every missing item; the others are
+released by one ``UPDATE``, their home-monitoring placements and transfers home inserted through
+the bulk path, and their contacts released in tracing with one ``release_contacts`` call. The
+outcome is the same as releasing them one by one (tests/integration/isolation/test_batches.py
+compares both on the same record). :func:`release_due` does it for every active placement whose
+planned end is the day or earlier, in a region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bastion.audit import service as audit_service
+from bastion.core import clock
+from bastion.core.auth import Perm, Principal, system_principal
+from bastion.core.db import bulk_insert
+from bastion.core.errors import FieldProblem, InvalidInput
+from bastion.isolation import schedule
+from bastion.isolation.enums import PlacementStatus
+from bastion.isolation.models import Placement, PlacementTest, TransferTask
+from bastion.isolation.sql import among, chunks, expire
+from bastion.protocols.profiles import get_profile
+
+#: An early release is a command decision (see :data:`bastion.isolation.service.OVERRIDE_PERM`).
+OVERRIDE_PERM = Perm.zones_write
+#: Refused placements reported in full up to this many (the count is always exact).
+MAX_REPORTED = 1_000
+
+_COLUMNS = (
+    Placement.id,
+    Placement.person_id,
+    Placement.region_code,
+    Placement.setting,
+    Placement.reason,
+    Placement.source_type,
+    Placement.source_id,
+    Placement.profile,
+    Placement.status,
+    Placement.starts_on,
+    Placement.planned_end_on,
+)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A placement of the batch that was not released, with every reason (message keys)."""
+
+    row: int
+    placement_id: int
+    problems: tuple[FieldProblem, ...]
+
+
+@dataclass
+class ReleaseReport:
+    """What a batch release did."""
+
+    rows: int = 0
+    released: list[int] = field(default_factory=list)
+    #: Released over missing items by an authorised override.
+    overridden: int = 0
+    monitoring: int = 0
+    transfers: int = 0
+    contacts: int = 0
+    refused_count: int = 0
+    refused: list[Refused] = field(default_factory=list)
+
+    def refuse(self, row: int, placement_id: int, problems: Sequence[FieldProblem]) -> None:
+        self.refused_count += 1
+        if len(self.refused) < MAX_REPORTED:
+            self.refused.append(Refused(row, placement_id, tuple(problems)))
+
+
+def _problem(key: str, row: int, **params: Any) -> FieldProblem:
+    return FieldProblem("release", key, params, row)
+
+
+def _may_release(principal: Principal, override_reason: str) -> None:
+    if not principal.can(Perm.isolation_write) and not (
+        override_reason and principal.can(OVERRIDE_PERM)
+    ):
+        # The isolation team releases; the command may only release by override.
+        principal.require(Perm.isolation_write)
+    principal.require(Perm.isolation_read)
+
+
+def _load(db_session: Session, ids: list[int]) -> tuple[dict[int, Any], dict[int, dict[int, Any]]]:
+    placements: dict[int, Any] = {}
+    results: dict[int, dict[int, Any]] = {}
+    for chunk in chunks(db_session, ids):
+        for row in db_session.execute(
+            select(*_COLUMNS).where(among(db_session, Placement.id, chunk))
+        ):
+            placements[int(row.id)] = row
+        for test in db_session.execute(
+            select(PlacementTest.placement_id, PlacementTest.day_no, PlacementTest.result).where(
+                among(db_session, PlacementTest.placement_id, chunk)
+            )
+        ):
+            results.setdefault(int(test.placement_id), {})[int(test.day_no)] = test.result
+    return placements, results
+
+
+def _judge(
+    principal: Principal,
+    row: int,
+    pid: int,
+    placement: Any,
+    tests: dict[int, Any],
+    day: date,
+    reason: str,
+) -> tuple[list[FieldProblem], bool]:
+    """The problems refusing ``placement`` (empty: release it) and whether it is released by
+    override — the checks of :func:`bastion.isolation.service.release`, in its order."""
+    if placement is None or not principal.scope.contains(placement.region_code):
+        return [_problem("placement.not_found", row, placement=pid)], False
+    if day < placement.starts_on:
+        return [_problem("placement.release_before_start", row)], False
+    if placement.status != PlacementStatus.active:
+        return [_problem("placement.not_active", row, status=placement.status)], False
+    blockers = schedule.release_blockers(
+        starts_on=placement.starts_on,
+        planned_end_on=placement.planned_end_on,
+        test_days=tuple(tests),
+        results=tests,
+        on=day,
+    )
+    if not blockers:
+        return [], False
+    problems = [
+        _problem(
+            b.key,
+            row,
+            placement=int(placement.id),
+            day=b.day_no or "",
+            due_on=b.due_on.isoformat() if b.due_on else "",
+        )
+        for b in blockers
+    ]
+    if not reason:
+        return problems, False
+    if not principal.can(OVERRIDE_PERM):
+        return [_problem("override.not_authorised", row, permission=OVERRIDE_PERM.value)], False
+    if not schedule.overridable(blockers):
+        return problems, False
+    return [], True
+
+
+def _mark_released(
+    db_session: Session, principal: Principal, ids: list[int], day: date, reason: str | None
+) -> None:
+    for chunk in chunks(db_session, ids):
+        db_session.execute(
+            update(Placement)
+            # status = active: a concurrent release of the same placement cannot apply twice.
+            .where(among(db_session, Placement.id, chunk), Placement.status == "active")
+            .values(
+                status=PlacementStatus.released,
+                released_on=day,
+                released_by=principal.user_id,
+                override_reason=reason,
+            ),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def _follow_on(db_session: Session, released: list[Any], day: date) -> tuple[int, int]:
+    """The home-monitoring placements and transfers home that follow the released ones,
+    through the bulk path. Returns (monitoring placements, transfer tasks) made."""
+    from bastion.isolation.service import insert_tests
+
+    now, today = clock.now(), clock.today()
+    plans: dict[int, schedule.Plan] = {}
+    for p in released:
+        if p.setting == "home_monitoring":
+            continue
+        plan = schedule.plan_monitoring(get_profile(p.profile), p.reason, day)
+        if plan is not None:
+            plans[int(p.id)] = plan
+    by_id = {int(p.id): p for p in released}
+    monitoring: dict[int, int] = {}
+    if plans:
+        bulk_insert(
+            db_session,
+            Placement,
+            (
+                "person_id",
+                "region_code",
+                "setting",
+                "reason",
+                "source_type",
+                "source_id",
+                "profile",
+                "status",
+                "starts_on",
+                "planned_end_on",
+                "follows_id",
+                "created_at",
+            ),
+            (
+                (
+                    by_id[pid].person_id,
+                    by_id[pid].region_code,
+                    "home_monitoring",
+                    by_id[pid].reason,
+                    by_id[pid].source_type,
+                    by_id[pid].source_id,
+                    by_id[pid].profile,
+                    "active" if by_id[pid].setting == "home" else "pending",
+                    plan.starts_on,
+                    plan.planned_end_on,
+                    pid,
+                    now,
+                )
+                for pid, plan in plans.items()
+            ),
+        )
+        for chunk in chunks(db_session, sorted(plans)):
+            for follows_id, new_id in db_session.execute(
+                select(Placement.follows_id, Placement.id).where(
+                    among(db_session, Placement.follows_id, chunk)
+                )
+            ):
+                monitoring[int(follows_id or 0)] = int(new_id)
+        insert_tests(db_session, [(monitoring[pid], plan) for pid, plan in plans.items()])
+    home = [p for p in released if p.setting not in ("home", "home_monitoring")]
+    bulk_insert(
+        db_session,
+        TransferTask,
+        (
+            "person_id",
+            "placement_id",
+            "region_code",
+            "kind",
+            "destination",
+            "status",
+            "special_needs",
+            "created_on",
+            "created_at",
+        ),
+        (
+            (
+                p.person_id,
+                monitoring.get(int(p.id), int(p.id)),
+                p.region_code,
+                "to_home",
+                "home",
+                "pending",
+                "",
+                today,
+                now,
+            )
+            for p in home
+        ),
+    )
+    return len(monitoring), len(home)
+
+
+def release_many(
+    *,
+    db_session: Session,
+    principal: Principal,
+    placement_ids: Sequence[int],
+    on: date | None = None,
+    override_reason: str | None = None,
+) -> ReleaseReport:
+    """Release a batch of active placements on ``on`` (today by default), set-based, by the
+    rules of :func:`bastion.isolation.service.release`: each placement not found in the
+    principal's region, not active, begun after ``on``, or with missing items (each test day
+    not done or invalid, each positive test, the planned end not reached) is refused and listed
+    with every item, unless ``override_reason`` is given by command authority (never over a
+    positive test). The released get their home monitoring and transfer home as one release
+    would, and their contacts are released in tracing in one call. Refuses a date in the future
+    for the whole batch. One ``placement.release`` audit entry per batch."""
+    reason = (override_reason or "").strip()
+    _may_release(principal, reason)
+    day = on or clock.today()
+    if day > clock.today():
+        raise InvalidInput.one("on", "placement.date_in_future", day=day.isoformat())
+    report = ReleaseReport(rows=len(placement_ids))
+    ids = sorted({int(i) for i in placement_ids})
+    placements, results = _load(db_session, ids)
+    clean: list[Any] = []
+    overridden: list[Any] = []
+    seen: set[int] = set()
+    for row, pid in enumerate(placement_ids, start=1):
+        if int(pid) in seen:
+            continue  # the same placement twice in a batch is released once
+        seen.add(int(pid))
+        placement = placements.get(int(pid))
+        problems, by_override = _judge(
+            principal, row, int(pid), placement, results.get(int(pid), {}), day, reason
+        )
+        if problems:
+            report.refuse(row, int(pid), problems)
+        else:
+            (overridden if by_override else clean).append(placement)
+    if not clean and not overridden:
+        return report
+    _mark_released(db_session, principal, [int(p.id) for p in clean], day, None)
+    _mark_released(db_session, principal, [int(p.id) for p in overridden], day, reason)
+    expire(db_session, Placement)
+    released = clean + overridden
+    report.released = [int(p.id) for p in released]
+    report.overridden = len(overridden)
+    report.monitoring, report.transfers = _follow_on(db_session, released, day)
+    contacts = sorted(
+        {
+            int(p.source_id)
+            for p in released
+            if p.source_type == "contact" and p.setting != "home_monitoring"
+        }
+    )
+    if contacts:
+        report.contacts = _release_contacts(db_session, contacts, day)
+    one = released[0] if len(released) == 1 else None
+    audit_service.record(
+        db_session=db_session,
+        actor=principal,
+        action="placement.release",
+        target_type="placement",
+        target_id=int(one.id) if one is not None else "",
+        region_code=one.region_code if one is not None else None,
+        details={
+            "on": day.isoformat(),
+            "released": len(released),
+            "override": reason if overridden else None,
+            "overridden": len(overridden),
+            "refused": report.refused_count,
+        },
+    )
+    return report
+
+
+def _release_contacts(db_session: Session, contact_ids: list[int], day: date) -> int:
+    """The contact records follow their placements (as the system: a consequence of releases
+    the caller was authorised to make)."""
+    try:
+        from bastion.tracing import service as tracing_service
+    except ImportError:  # pragma: no cover - tracing not installed
+        return 0
+    release_contacts = getattr(tracing_service, "release_contacts", None)
+    if release_contacts is None:  # pragma: no cover
+        return 0
+    return int(
+        release_contacts(
+            db_session=db_session, principal=system_principal(), contact_ids=contact_ids, day=day
+        )
+    )
+
+
+def release_due(
+    *,
+    db_session: Session,
+    principal: Principal,
+    day: date | None = None,
+    region_code: str | None = None,
+    reason: str | None = None,
+) -> ReleaseReport:
+    """Release every active placement in the region (the principal's own by default) whose
+    planned end is ``day`` (today by default) or earlier and whose release check passes;
+    the others are listed with what still blocks them. ``reason`` narrows to cases or one
+    contact level. No override: early and forced releases are decided one by one."""
+    from bastion.isolation.placements import _scope
+
+    _may_release(principal, "")
+    day = day or clock.today()
+    scope = _scope(db_session, principal, region_code)
+    conds: list[Any] = [
+        Placement.status == "active",
+        Placement.planned_end_on <= day,
+        scope.clause(Placement.region_code),
+        principal.scope.clause(Placement.region_code),
+    ]
+    if reason:
+        conds.append(Placement.reason == reason)
+    ids = [
+        int(i)
+        for i in db_session.execute(
+            select(Placement.id).where(*conds).order_by(Placement.id)
+        ).scalars()
+    ]
+    return release_many(db_session=db_session, principal=principal, placement_ids=ids, on=day)
+
+
+__all__ = ["MAX_REPORTED", "Refused", "ReleaseReport", "release_due", "release_many"]

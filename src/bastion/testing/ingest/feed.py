@@ -1,0 +1,151 @@
+"""Turning batches of raw scans into staging chunks, inline or in a thread of their own.
+
+The Python side of a file import (reading the file, checking each row) costs about as much as
+the database's side. Run in a thread it overlaps with the database judging the previous chunk
+(the driver releases the interpreter while it waits), so a file costs roughly the larger of
+the two instead of their sum. The thread never touches the session: the few lookups a row needs
+(a round, a site, first met) are handed to the consuming thread and answered there, and the
+reports are only ever changed by the consumer. The queue between them holds one chunk, so
+memory stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bastion.core.auth import Principal
+from bastion.core.errors import FieldProblem
+from bastion.testing.ingest.rows import RawScan, ScanContext, check_row
+
+T = TypeVar("T")
+#: Runs a callable where the session lives and returns its result.
+Caller = Callable[[Callable[[], Any]], Any]
+
+
+@dataclass
+class Chunk:
+    """Rows ready for staging, the rows refused on the way, and counts per batch."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    problems: list[tuple[int, FieldProblem]] = field(default_factory=list)
+    staged: dict[int, int] = field(default_factory=dict)
+    rounds: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One batch to feed: its id, sender and scans."""
+
+    batch_id: int
+    principal: Principal
+    scans: Any  # Iterable[RawScan]
+
+
+def chunks(
+    work: Sequence[Work],
+    make_context: Callable[[Principal, Caller], ScanContext],
+    size: int,
+    call: Caller,
+) -> Iterator[Chunk]:
+    """Check every scan of ``work`` in order; yield chunks of at most ``size`` staged rows (or
+    refused rows), the last one possibly empty."""
+    contexts: dict[str, ScanContext] = {}
+    current = Chunk()
+    for item in work:
+        ctx = contexts.get(item.principal.username)
+        if ctx is None:
+            ctx = contexts[item.principal.username] = make_context(item.principal, call)
+        batch_id = item.batch_id
+        scan: RawScan
+        for scan in item.scans:
+            checked = check_row(ctx, scan)
+            if isinstance(checked, FieldProblem):
+                current.problems.append((batch_id, checked))
+                if len(current.problems) >= size:
+                    yield current
+                    current = Chunk()
+                continue
+            current.rows.append((batch_id, *checked))
+            current.staged[batch_id] = current.staged.get(batch_id, 0) + 1
+            if batch_id not in current.rounds:
+                current.rounds[batch_id] = checked[1]
+            if len(current.rows) >= size:
+                yield current
+                current = Chunk()
+    yield current
+
+
+def direct(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+class _Stopped(Exception):
+    """The consumer has gone: the producer stops where it is."""
+
+
+def threaded(produce: Callable[[Caller], Iterator[Chunk]]) -> Iterator[Chunk]:
+    """Run ``produce`` in a thread and yield its chunks here; calls it hands over run here too.
+    An exception in the producer is raised here; leaving the loop early stops the producer."""
+    channel: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(message: tuple[str, Any]) -> None:
+        while not stop.is_set():
+            try:
+                channel.put(message, timeout=0.1)
+            except queue.Full:
+                continue
+            return
+        raise _Stopped
+
+    def call(fn: Callable[[], Any]) -> Any:
+        future: Future[Any] = Future()
+        put(("call", (fn, future)))
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except FutureTimeout:
+                if stop.is_set():
+                    raise _Stopped from None
+
+    def worker() -> None:
+        try:
+            for item in produce(call):
+                put(("chunk", item))
+            put(("done", None))
+        except _Stopped:
+            pass
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, raised there
+            with contextlib.suppress(_Stopped):
+                put(("error", err))
+
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(worker,), name="scan-feed", daemon=True
+    )
+    thread.start()
+    try:
+        while True:
+            kind, payload = channel.get()
+            if kind == "call":
+                fn, future = payload
+                try:
+                    future.set_result(fn())
+                except BaseException as err:  # noqa: BLE001 - raised in the producer
+                    future.set_exception(err)
+            elif kind == "chunk":
+                yield payload
+            elif kind == "error":
+                raise payload
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()
