@@ -31,11 +31,12 @@ from bastion.web.views import bar_chart, region_name
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
 #: Slots other domains fill, in page order.
-SLOTS: tuple[str, ...] = ("cases", "isolation", "transfers", "bulletin")
+SLOTS: tuple[str, ...] = ("cases", "isolation", "transfers", "zones", "bulletin")
 SLOT_TITLES = {
     "cases": "web.slot_cases",
     "isolation": "web.slot_isolation",
     "transfers": "web.slot_transfers",
+    "zones": "web.slot_zones",
     "bulletin": "web.slot_bulletin",
 }
 

@@ -12,10 +12,23 @@ from sqlalchemy.orm import Session
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
 from bastion.core.i18n import Language, t
+from bastion.regions import service as region_service
+from bastion.regions.enums import ZoneKind
 from bastion.tracing import service as tracing_service
 from bastion.web import bulletin, isolation, transfers
 from bastion.web.dashboard import Panel, add_panel
 from bastion.web.views import bar_chart
+
+#: Strictest first (the older three, then the risk areas that replaced them).
+ZONE_ORDER = [k.value for k in ZoneKind]
+ZONE_NAMES = {
+    "lockdown": "web.zone_kind_lockdown",
+    "control": "web.zone_kind_control",
+    "precaution": "web.zone_kind_precaution",
+    "high": "web.zone_kind_high",
+    "medium": "web.zone_kind_medium",
+    "low": "web.zone_kind_low",
+}
 
 #: No routes of its own (the panels render inside /dashboard); kept for routes.install.
 router = APIRouter(include_in_schema=False)
@@ -41,6 +54,43 @@ def cases_panel(
         "curve": f"/bulletin/{today.isoformat()}/charts/curve.svg?region={region_code}"
         if principal.can(Perm.bulletin_read)
         else None,
+    }
+
+
+def zones_panel(
+    session: Session, principal: Principal, lang: Language, region_code: str
+) -> dict[str, Any]:
+    """Lockdown / control / precaution zones in force today under the region shown, strictest
+    kind first, with how many days each has run."""
+    principal.require_region(region_code)
+    today = clock.today()
+    shown = region_service.scope_of(db_session=session, code=region_code)
+    zones = [
+        z
+        for z in region_service.zones_in_force(db_session=session, principal=principal, on=today)
+        if shown.contains(z.region_code)
+    ]
+    order = {kind: i for i, kind in enumerate(ZONE_ORDER)}
+    zones.sort(key=lambda z: (order.get(z.kind, len(order)), z.region_code))
+    counts: dict[str, int] = {}
+    for z in zones:
+        counts[z.kind] = counts.get(z.kind, 0) + 1
+    return {
+        "counts": [
+            (kind, t(ZONE_NAMES.get(kind, kind), lang), n)
+            for kind, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], len(order)))
+        ],
+        "zones": [
+            {
+                "region": z.region_code,
+                "kind": z.kind,
+                "kind_name": t(ZONE_NAMES.get(z.kind, z.kind), lang),
+                "since": z.starts_on,
+                "days": (today - z.starts_on).days + 1,
+            }
+            for z in zones[:20]
+        ],
+        "more": max(0, len(zones) - 20),
     }
 
 
@@ -83,4 +133,5 @@ def bulletin_panel(
 add_panel(Panel("cases", Perm.tracing_read, "panel_cases.html", cases_panel))
 add_panel(Panel("isolation", Perm.isolation_read, "panel_isolation.html", isolation_panel))
 add_panel(Panel("transfers", Perm.isolation_read, "panel_transfers.html", transfers_panel))
+add_panel(Panel("zones", Perm.regions_read, "panel_zones.html", zones_panel))
 add_panel(Panel("bulletin", Perm.bulletin_read, "panel_bulletin.html", bulletin_panel))

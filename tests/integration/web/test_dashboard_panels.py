@@ -76,3 +76,37 @@ def test_roles_without_the_dashboard_get_no_panels(client, db):
         response = client.get("/dashboard")
         assert response.status_code == 403
         assert "panel-cases" not in response.text
+
+
+def test_zones_in_force_are_listed_strictest_first_and_only_inside(client, db):
+    from bastion.core.auth import system_principal
+    from bastion.regions import service as region_service
+    from tests.support.world import CHANGYI_GRID
+
+    for code, kind in ((NANGUAN_GRID, "control"), (NANGUAN_GRID[:12], "lockdown")):
+        region_service.designate_zone(
+            db_session=db,
+            principal=system_principal(),
+            region_code=code,
+            kind=kind,
+            starts_on=TODAY - 2 * DAY,
+            reason="test",
+        )
+    region_service.designate_zone(
+        db_session=db,
+        principal=system_principal(),
+        region_code=CHANGYI_GRID,
+        kind="lockdown",
+        starts_on=TODAY,
+        reason="test",
+    )
+    db.commit()
+    login(client, "commander_in")
+    zones = _panel(main_of(client.get("/dashboard").text), "zones")
+    assert zones.index(NANGUAN_GRID[:12]) < zones.index(NANGUAN_GRID)  # lockdown first
+    assert CHANGYI_GRID not in zones
+    assert '<td class="num">3</td>' in zones  # designated two days ago: its third day
+    login(client, "commander_out")
+    outside = _panel(main_of(client.get("/dashboard").text), "zones")
+    assert CHANGYI_GRID in outside
+    assert NANGUAN_GRID not in outside
