@@ -1,6 +1,8 @@
 """The grid worker's page: my grid's residents (masked), who the round requires and has not
-sampled yet (应检未检), and retests due — the registry, coverage and pools services, as the
-API's ``/persons``, ``/rounds/{ref}/not-tested`` and ``/retests`` call them."""
+sampled yet (应检未检), retests due, people isolated or monitored at home (with their test days)
+and the special groups to look after — the registry, coverage, pools and isolation services, as
+the API's ``/persons``, ``/rounds/{ref}/not-tested``, ``/retests`` and ``/isolation/placements``
+call them."""
 
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ from bastion.api.errors import request_language
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
 from bastion.core.i18n import Language
+from bastion.isolation import service as isolation_service
+from bastion.isolation import views as isolation_views
 from bastion.regions import service as region_service
 from bastion.regions.models import Region
 from bastion.registry import service as registry_service
+from bastion.registry.enums import SpecialGroup
 from bastion.testing import coverage, pools
 from bastion.testing import service as testing_service
 from bastion.testing.coverage.views import NOT_TESTED_MIN_CODE
@@ -102,7 +107,77 @@ def grid_view(
         ],
         tasks_total=tasks_total,
     )
+    context.update(special_groups(session, principal, code, today))
+    if principal.can(Perm.isolation_read):
+        context.update(home_isolation(session, principal, lang, code))
     return context
+
+
+#: The settings a grid worker looks after: home isolation and home health monitoring.
+HOME_SETTINGS = ("home", "home_monitoring")
+SETTING_NAMES = {
+    "home": "web.iso_setting_home",
+    "home_monitoring": "web.iso_setting_home_monitoring",
+}
+
+
+def home_isolation(
+    session: Session, principal: Principal, lang: Language, code: str
+) -> dict[str, Any]:
+    """People of the grid isolated or monitored at home now, with their test days."""
+    rows: list[Any] = []
+    total = 0
+    for setting in HOME_SETTINGS:
+        found, n = isolation_service.list_placements(
+            db_session=session,
+            principal=principal,
+            region_code=code,
+            status="active",
+            setting=setting,
+            limit=PAGE,
+        )
+        rows.extend(found)
+        total += n
+    views = isolation_views.placements(session, principal, rows, detail=True, lang=lang)
+    today = clock.today()
+    home = []
+    for v in views:
+        pending = [test for test in v.tests if test.result is None]
+        home.append(
+            {
+                "name": v.person_name,
+                "id_number": v.person_id_number,
+                "setting": SETTING_NAMES[v.setting],
+                "starts_on": v.starts_on,
+                "planned_end_on": v.planned_end_on,
+                "next_test": pending[0].due_on if pending else None,
+                "test_due": bool(pending) and pending[0].due_on <= today,
+            }
+        )
+    return {"home": home, "home_total": total}
+
+
+def special_groups(session: Session, principal: Principal, code: str, today: Any) -> dict[str, Any]:
+    """Residents of the grid in each special group (独居, 卧床, 残疾, 低保, 退役军人)."""
+    groups = []
+    for group in SpecialGroup:
+        name = group.name or str(group.value)
+        people, total = registry_service.search(
+            db_session=session,
+            principal=principal,
+            region_code=code,
+            special_group=name,
+            limit=PAGE,
+        )
+        if total:
+            groups.append(
+                {
+                    "key": f"web.group_{name}",
+                    "people": [registry_service.to_read(p, today=today) for p in people],
+                    "total": total,
+                }
+            )
+    return {"groups": groups}
 
 
 @router.get("/grid", response_class=HTMLResponse)

@@ -78,3 +78,24 @@ def test_a_positive_pool_puts_its_members_on_the_retest_list(client, db, scene):
     assert section.count("<tr") == 1 + 3
     assert "混管阳性" in section
     assert scene.people[3].id_masked not in section  # not in the positive pool
+
+
+def test_the_grid_worker_sees_home_isolation_and_special_groups(client, db, scene):
+    from bastion.core import clock
+    from bastion.registry.enums import SpecialGroup
+    from tests.integration.isolation.helpers import need, place
+    from tests.support import factories
+
+    with clock.frozen(START):
+        place(db, need(db, reason="secondary_contact", destination="home", region=NANGUAN_GRID))
+        place(db, need(db, reason="secondary_contact", destination="home", region=CHANGYI_GRID))
+    alone = factories.person(db, region_code=NANGUAN_GRID)
+    alone.special_groups = int(SpecialGroup.living_alone)
+    db.commit()
+    login(client, "grid_worker_grid")
+    body = main_of(client.get("/grid").text)
+    home = body.split('id="home-isolation"', 1)[1].split("</section>", 1)[0]
+    assert home.count("<tr") == 1 + 1  # the header, then the one person at home in this grid
+    groups = body.split('id="special-groups"', 1)[1].split("</section>", 1)[0]
+    assert alone.id_masked in groups
+    assert scene.people[1].id_masked not in groups
