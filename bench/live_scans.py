@@ -170,13 +170,13 @@ def server_command(name: str, port: int, workers: int) -> list[str]:
             "--log-level",
             "warning",
             "--no-ws",
-            "bastion.api.app:create_app",
+            "bastion.healthcode.lookup_asgi:create_server",
         ]
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        "bastion.api.app:create_app",
+        "bastion.healthcode.lookup_asgi:create_server",
         "--factory",
         "--host",
         "127.0.0.1",

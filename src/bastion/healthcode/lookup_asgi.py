@@ -293,14 +293,17 @@ class FastPaths:
 
 
 def create_server() -> ASGIApp:
-    """The app for a production server (``granian --interface asgi --factory
-    bastion.healthcode.lookup_asgi:create_server``): the hot paths answered before FastAPI's own
-    entry (its telemetry, body-limit and error middleware cost more than the lookup itself),
-    everything else by the full app."""
+    """The app for a production server (``bastion serve``; or ``granian --interface asgi
+    --factory bastion.healthcode.lookup_asgi:create_server``): the hot paths (health-code
+    lookups, the live sampling API) answered before FastAPI's own entry (its telemetry,
+    body-limit and error middleware cost more than the lookup itself), everything else by the
+    full app."""
+    from bastion.api import scanpath
     from bastion.api.app import create_app
 
     app = create_app()
     fast = ENDPOINTS
+    scans = scanpath.ScanFastPath(app)  # answers POST of its path, hands the rest to the app
 
     async def server(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -308,6 +311,10 @@ def create_server() -> ASGIApp:
             if handler is not None:
                 scope["app"] = app
                 await handler(scope, receive, send)
+                return
+            if scope["path"] == scanpath.PATH:
+                scope["app"] = app
+                await scans(scope, receive, send)
                 return
         await app(scope, receive, send)
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from bastion.core import clock, crypto
 from bastion.core.auth import system_principal
 from bastion.testing import ingest
+from bastion.testing import service as testing_service
 from bastion.testing.ingest import RawScan
 from bastion.testing.models import ScanBatch, Tube, TubeMember
 from tests.support import factories
@@ -297,3 +298,36 @@ def test_a_stream_read_in_a_thread_over_several_chunks_judges_like_one_batch(db,
         .all()
     )
     assert positions == [1, 2, 3, 4, 5, 6]
+
+
+def live(db, cache, key, batch):
+    """One group as the live API's writer lands it, with the writer's cache."""
+    (report,) = ingest.ingest_batches(
+        db_session=db,
+        batches=[ingest.BatchIn(system_principal(), key, "api", batch)],
+        sites=cache,
+    )
+    return report
+
+
+def test_a_round_closed_while_the_live_cache_holds_it_is_refused_from_the_next_group(db, setup):
+    rnd, site, people = setup
+    cache = ingest.SiteCache()
+    assert live(db, cache, "live-1", scans(rnd, site, "TD00000001", people[:2])).accepted == 2
+    assert cache.round(rnd.code) is not None  # the round is now known to the writer
+    testing_service.close_round(db_session=db, principal=system_principal(), ref=rnd.code)
+    report = live(db, cache, "live-2", scans(rnd, site, "TD00000002", people[2:4]))
+    assert report.accepted == 0
+    assert {(p.field, p.reason) for p in report.problems} == {("round", "scan.round_closed")}
+
+
+def test_a_rolled_back_group_leaves_the_next_one_working(db, setup):
+    rnd, site, people = setup
+    # The staging tables are created once per connection; a group rolled back takes them with
+    # it, and the next group on the same connection must create them again.
+    with db.begin_nested() as group:
+        assert run(db, scans(rnd, site, "TD00000003", people[:2]), key="gone").accepted == 2
+        group.rollback()
+    report = run(db, scans(rnd, site, "TD00000004", people[2:4]), key="kept")
+    assert report.accepted == 2
+    assert len(members_of(db, "TD00000004")[1]) == 2

@@ -5,6 +5,7 @@ Every writer here is set-based and runs in its caller's transaction; none commit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Table,
     and_,
     case,
     delete,
@@ -138,6 +140,36 @@ def not_retest(col: Any) -> ColumnElement[bool]:
 # Writing the counters ----------------------------------------------------------------------
 
 
+def _upsert_statement(
+    dialect: str,
+    model: type[RoundCoverage] | type[RoundScreeningHour],
+    keys: Sequence[str],
+    values: Sequence[str],
+    source: AnySelect,
+    *,
+    replace: bool = False,
+    returning: str | None = None,
+) -> Any:
+    """INSERT the rows of ``source`` (``keys`` then ``values`` columns); where a row exists, add
+    the values to it (or ``replace`` them); RETURNING the ``returning`` column of every row
+    written. ``source`` must have a WHERE clause (SQLite's parser needs one before ON CONFLICT)
+    and should be ordered by its keys: writers then lock rows in the same order, so two ingests
+    touching the same grids queue instead of deadlocking. A Core statement on the table (the
+    ORM's bulk layer adds nothing here but cost)."""
+    tbl = model.__table__
+    assert isinstance(tbl, Table)  # a declarative model's table
+    stmt: Any
+    if dialect == "postgresql":
+        pg = postgresql.insert(tbl).from_select([*keys, *values], source)
+        pg_set = {v: pg.excluded[v] if replace else tbl.c[v] + pg.excluded[v] for v in values}
+        stmt = pg.on_conflict_do_update(index_elements=list(keys), set_=pg_set)
+    else:
+        lite = sqlite.insert(tbl).from_select([*keys, *values], source)
+        lite_set = {v: lite.excluded[v] if replace else tbl.c[v] + lite.excluded[v] for v in values}
+        stmt = lite.on_conflict_do_update(index_elements=list(keys), set_=lite_set)
+    return stmt if returning is None else stmt.returning(tbl.c[returning])
+
+
 def _upsert(
     db_session: Session,
     model: type[RoundCoverage] | type[RoundScreeningHour],
@@ -146,27 +178,11 @@ def _upsert(
     source: AnySelect,
     *,
     replace: bool = False,
-    returning: str | None = None,
-) -> list[Any]:
-    """INSERT the rows of ``source`` (``keys`` then ``values`` columns); where a row exists, add
-    the values to it (or ``replace`` them). Returns the ``returning`` column of every row
-    written. ``source`` must have a WHERE clause (SQLite's parser needs one before ON CONFLICT)
-    and should be ordered by its keys: writers then lock rows in the same order, so two ingests
-    touching the same grids queue instead of deadlocking."""
-    tbl = model.__table__
-    stmt: Any
-    if is_postgres(db_session):
-        pg = postgresql.insert(model).from_select([*keys, *values], source)
-        pg_set = {v: pg.excluded[v] if replace else tbl.c[v] + pg.excluded[v] for v in values}
-        stmt = pg.on_conflict_do_update(index_elements=list(keys), set_=pg_set)
-    else:
-        lite = sqlite.insert(model).from_select([*keys, *values], source)
-        lite_set = {v: lite.excluded[v] if replace else tbl.c[v] + lite.excluded[v] for v in values}
-        stmt = lite.on_conflict_do_update(index_elements=list(keys), set_=lite_set)
-    if returning is None:
-        db_session.execute(stmt)
-        return []
-    return list(db_session.execute(stmt.returning(tbl.c[returning])).scalars())
+) -> None:
+    """Run :func:`_upsert_statement` in the session's transaction."""
+    dialect = db_session.get_bind().dialect.name
+    stmt = _upsert_statement(dialect, model, keys, values, source, replace=replace)
+    db_session.connection().execute(stmt)
 
 
 def _hour_of(db_session: Session, instant: Any) -> Any:
@@ -224,84 +240,141 @@ def add_newcomers(*, db_session: Session, people: ColumnElement[bool]) -> None:
         _upsert(db_session, RoundCoverage, ("round_id", "region_code"), ("required",), source)
 
 
-def add_sampled_from_verdict(*, db_session: Session) -> None:
+def add_sampled_from_verdict(
+    *, db_session: Session, kept: dict[tuple[Any, ...], tuple[float, Any]] | None = None
+) -> None:
     """Add the persons the ingest has just accepted (``scan_verdict`` rows with verdict 'ok',
     retests excepted) to their home regions' counters and to the hourly screening figures;
     creates the rows of regions the round had none for (people from elsewhere sampled in the
     round, with nothing required). Call once per landed chunk, after the members are inserted
-    and before the temporary tables are cleared. Refuses nothing: rounds were checked upstream."""
-    v = VERDICT
-    accepted = and_(v.c.verdict == "ok", not_retest(v.c.retest))
-    hours = (
-        select(
-            v.c.round_id.label("round_id"),
-            func.substr(v.c.home, 1, 6).label("district"),
-            _hour_of(db_session, v.c.scanned_at).label("hour"),
-        )
-        .where(accepted)
-        .subquery()
-    )
+    and before the temporary tables are cleared. Refuses nothing: rounds were checked upstream.
+
+    The live API calls this for every group it commits, hundreds of times a second, and passes
+    ``kept`` (a dict it keeps between calls): the two statements are then built once per round
+    and reused for :data:`KEPT_FOR` seconds, so a group pays for running them, not for building
+    them (the round's region tree read, the rules parsed, the statement composed).
+    """
+    hours_stmt = _kept(db_session, kept, None)
     # The hours written name the rounds of the chunk: no second pass to find them.
-    for round_id in sorted(set(_add_hours(db_session, hours))):
-        rules = rules_of(db_session, _round_by_id(db_session, round_id))
-        # A tube that already has a result (a late member; rare) counts towards results out.
-        prior = select(Tube.result).where(Tube.id == v.c.tube_id).scalar_subquery()
-        result = case((v.c.tube_id.is_(None), None), else_=prior)
-        if rules.needs_person:
-            required = rules.required(v.c.home, Person.birth_date, Person.special_groups)
-            frm: Any = v.outerjoin(Person, Person.id == v.c.person_id)
-        else:
-            required = rules.required(v.c.home)
-            frm = v
-        rows = (
+    rounds = sorted(set(db_session.connection().execute(hours_stmt).scalars()))
+    for round_id in rounds:
+        db_session.connection().execute(_kept(db_session, kept, round_id))
+
+
+#: How long the live API reuses the counting statements built for a round. A change to the
+#: round's exemptions or deadline is seen at once (they are part of the key); a change to the
+#: region tree (a new grid) reaches the required flag within this time, as zone changes reach
+#: the live API's pool sizes (``testing.ingest.SiteCache``).
+KEPT_FOR = 30.0
+
+
+def _kept(
+    db_session: Session, kept: dict[tuple[Any, ...], tuple[float, Any]] | None, round_id: int | None
+) -> Any:
+    """The hours statement (``round_id`` None) or the coverage statement of ``round_id``, from
+    ``kept`` when it holds a fresh one; Core statements over the verdict table."""
+    dialect = db_session.get_bind().dialect.name
+    rnd = None if round_id is None else _round_by_id(db_session, round_id)
+    key: tuple[Any, ...] = (
+        (dialect,)
+        if rnd is None
+        else (dialect, rnd.id, rnd.region_code, rnd.exemptions, rnd.starts_at, rnd.deadline_at)
+    )
+    now = time.monotonic()
+    found = kept.get(key) if kept is not None else None
+    if found is not None and found[0] > now:
+        return found[1]
+    stmt = (
+        _hours_statement(db_session)
+        if rnd is None
+        else _coverage_statement(dialect, rules_of(db_session, rnd))
+    )
+    if kept is not None:
+        if len(kept) > 1_000:
+            kept.clear()
+        kept[key] = (now + KEPT_FOR, stmt)
+    return stmt
+
+
+def _accepted() -> ColumnElement[bool]:
+    v = VERDICT
+    return and_(v.c.verdict == "ok", not_retest(v.c.retest))
+
+
+def _hours_statement(db_session: Session, hours: Any = None) -> Any:
+    """Add person-scans per (round, district, hour) of ``hours`` (a subquery of those three
+    columns; by default the verdicts' accepted rows); returns the round of each row written."""
+    if hours is None:
+        v = VERDICT
+        hours = (
             select(
-                v.c.home.label("home"),
-                _one_if(required).label("req"),
-                _one_if(and_(required, v.c.scanned_at <= rules.deadline)).label("in_time"),
-                result.label("result"),
+                v.c.round_id.label("round_id"),
+                func.substr(v.c.home, 1, 6).label("district"),
+                _hour_of(db_session, v.c.scanned_at).label("hour"),
             )
-            .select_from(frm)
-            .where(accepted, v.c.round_id == round_id)
+            .where(_accepted())
             .subquery()
         )
-        source = (
-            select(
-                literal(round_id, Integer),
-                rows.c.home,
-                func.count(),
-                func.sum(rows.c.req),
-                func.sum(rows.c.in_time),
-                func.sum(_one_if(rows.c.result.is_not(None))),
-                func.sum(_one_if(rows.c.result == "positive")),
-            )
-            .where(rows.c.home.is_not(None))
-            .group_by(rows.c.home)
-            .order_by(rows.c.home)
-        )
-        _upsert(
-            db_session,
-            RoundCoverage,
-            ("round_id", "region_code"),
-            ("sampled", "sampled_required", "on_time", "resulted", "positive_people"),
-            source,
-        )
-
-
-def _add_hours(db_session: Session, hours: Any) -> list[int]:
-    """Add person-scans per (round, district, hour); returns the round of each row written."""
     source = (
         select(hours.c.round_id, hours.c.district, hours.c.hour, func.count())
         .where(hours.c.district.is_not(None))
         .group_by(hours.c.round_id, hours.c.district, hours.c.hour)
         .order_by(hours.c.round_id, hours.c.district, hours.c.hour)
     )
-    return _upsert(
-        db_session,
+    return _upsert_statement(
+        db_session.get_bind().dialect.name,
         RoundScreeningHour,
         ("round_id", "district_code", "hour"),
         ("scans",),
         source,
         returning="round_id",
+    )
+
+
+def _coverage_statement(dialect: str, rules: RoundRules) -> Any:
+    """Add the verdicts' accepted people of one round to their home regions' counters."""
+    v = VERDICT
+    round_id = rules.round_id
+    # A tube that already has a result (a late member; rare) counts towards results out.
+    prior = select(Tube.result).where(Tube.id == v.c.tube_id).scalar_subquery()
+    result = case((v.c.tube_id.is_(None), None), else_=prior)
+    if rules.needs_person:
+        required = rules.required(v.c.home, Person.birth_date, Person.special_groups)
+        frm: Any = v.outerjoin(Person, Person.id == v.c.person_id)
+    else:
+        required = rules.required(v.c.home)
+        frm = v
+    rows = (
+        select(
+            v.c.home.label("home"),
+            _one_if(required).label("req"),
+            _one_if(and_(required, v.c.scanned_at <= rules.deadline)).label("in_time"),
+            result.label("result"),
+        )
+        .select_from(frm)
+        .where(_accepted(), v.c.round_id == round_id)
+        .subquery()
+    )
+    source = (
+        select(
+            literal(round_id, Integer),
+            rows.c.home,
+            func.count(),
+            func.sum(rows.c.req),
+            func.sum(rows.c.in_time),
+            func.sum(_one_if(rows.c.result.is_not(None))),
+            func.sum(_one_if(rows.c.result == "positive")),
+        )
+        .where(rows.c.home.is_not(None))
+        .group_by(rows.c.home)
+        .order_by(rows.c.home)
+    )
+    return _upsert_statement(
+        dialect,
+        RoundCoverage,
+        ("round_id", "region_code"),
+        ("sampled", "sampled_required", "on_time", "resulted", "positive_people"),
+        source,
     )
 
 
@@ -414,4 +487,4 @@ def rebuild(*, db_session: Session, round_id: int) -> None:
         .where(m.round_id == rnd.id, not_retest(m.retest))
         .subquery()
     )
-    _add_hours(db_session, hours)
+    db_session.connection().execute(_hours_statement(db_session, hours))

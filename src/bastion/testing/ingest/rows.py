@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bastion.core import clock, crypto
@@ -73,7 +74,9 @@ class IngestReport:
                 for p in items
             ]
 
-        return json.dumps(
+        # orjson: the live API stores one of these per request (stdlib json cost a tenth of
+        # the request's CPU).
+        return orjson.dumps(
             {
                 "accepted": self.accepted,
                 "unchanged": self.unchanged,
@@ -82,9 +85,8 @@ class IngestReport:
                 "problems": dump(self.problems),
                 "flags": dump(self.flags),
             },
-            ensure_ascii=False,
             default=str,
-        )
+        ).decode()
 
     @classmethod
     def from_batch(cls, batch: ScanBatch) -> IngestReport:
@@ -121,16 +123,44 @@ class _SiteInRound:
     has_grids: bool
 
 
+@dataclass(frozen=True)
+class RoundSeen:
+    """What the row checks need of a round: never changed once the round exists, except the
+    deadline (read for the pool size's day only) and the status, which is read afresh for every
+    batch (:meth:`ScanContext.round`)."""
+
+    id: int
+    region_code: str
+    starts_at: datetime
+    deadline_at: datetime
+
+
 class SiteCache:
-    """A site's pool size and grids per round, kept across batches for ``ttl`` seconds.
+    """What the live API keeps across batches for ``ttl`` seconds: sites' pool sizes and grids
+    per round, rounds by reference (their status is still read for every group), and the
+    coverage counters' statements (``coverage.add_sampled_from_verdict``).
 
     The live API judges hundreds of small batches a second at the same few sites; looking up
     the site's zone (its ancestors' zones) for each would cost more than the scans. A zone
-    designated or lifted reaches the live API's pool sizes within the TTL."""
+    designated or lifted reaches the live API's pool sizes within the TTL; a round closed is
+    refused from the next group on."""
 
     def __init__(self, ttl: float = 30.0) -> None:
         self.ttl = ttl
         self._items: dict[tuple[int, str], tuple[float, _SiteInRound]] = {}
+        self.rounds: dict[str, tuple[float, RoundSeen]] = {}
+        self.statements: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+    def round(self, ref: str) -> RoundSeen | None:
+        item = self.rounds.get(ref)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def put_round(self, ref: str, value: RoundSeen) -> None:
+        if len(self.rounds) > 1_000:
+            self.rounds.clear()
+        self.rounds[ref] = (time.monotonic() + self.ttl, value)
 
     def get(self, key: tuple[int, str]) -> _SiteInRound | None:
         item = self._items.get(key)
@@ -145,6 +175,8 @@ class SiteCache:
 
 
 _T = TypeVar("_T")
+
+_ROUND_STATUS = select(Round.status).where(Round.id == bindparam("id"))
 
 
 def _direct(fn: Callable[[], _T]) -> _T:
@@ -166,33 +198,51 @@ class ScanContext:
         self.principal = principal
         self.cache = cache
         self.call = call
-        self.rounds: dict[str, Round | FieldProblem] = {}
+        self.rounds: dict[str, RoundSeen | FieldProblem] = {}
         self.sites: dict[tuple[int, str], _SiteInRound | FieldProblem] = {}
         self.now = clock.now()
 
-    def round(self, ref: str, row: int) -> Round | FieldProblem:
+    def round(self, ref: str, row: int) -> RoundSeen | FieldProblem:
         if ref not in self.rounds:
             self.call(lambda: self._look_up_round(ref))
         found = self.rounds[ref]
         return (
             found
-            if isinstance(found, Round)
+            if isinstance(found, RoundSeen)
             else FieldProblem(found.field, found.reason, found.params, row)
         )
 
     def _look_up_round(self, ref: str) -> None:
-        try:
-            rnd = testing_service.get_round(db_session=self.db, principal=self.principal, ref=ref)
-        except NotFound:
+        # A round the cache holds costs one indexed read of its status (the live API meets the
+        # same round in every group; loading it whole each time was a tenth of its CPU).
+        seen = self.cache.round(ref) if self.cache is not None and ref != "latest" else None
+        status: str | None = None
+        if seen is not None:
+            status = self.db.connection().execute(_ROUND_STATUS, {"id": seen.id}).scalar()
+        if seen is None or status is None:
+            try:
+                rnd = testing_service.get_round(
+                    db_session=self.db, principal=self.principal, ref=ref
+                )
+            except NotFound:
+                self.rounds[ref] = FieldProblem("round", "scan.unknown_round", {"value": ref})
+                return
+            seen = RoundSeen(rnd.id, rnd.region_code, rnd.starts_at, rnd.deadline_at)
+            status = rnd.status
+            if self.cache is not None and ref != "latest":
+                self.cache.put_round(ref, seen)
+        elif not (
+            # testing.service's rule for who sees a round (get_round applies it uncached).
+            self.principal.scope.contains(seen.region_code)
+            or seen.region_code in self.principal.ancestors
+        ):
             self.rounds[ref] = FieldProblem("round", "scan.unknown_round", {"value": ref})
-        else:
-            self.rounds[ref] = (
-                rnd
-                if rnd.status == "open"
-                else FieldProblem("round", "scan.round_closed", {"value": ref})
-            )
+            return
+        self.rounds[ref] = (
+            seen if status == "open" else FieldProblem("round", "scan.round_closed", {"value": ref})
+        )
 
-    def site(self, rnd: Round, code: str, row: int) -> _SiteInRound | FieldProblem:
+    def site(self, rnd: RoundSeen, code: str, row: int) -> _SiteInRound | FieldProblem:
         key = (rnd.id, code)
         cached = self.cache.get(key) if self.cache is not None else None
         if key not in self.sites and cached is not None:
@@ -210,7 +260,7 @@ class ScanContext:
             else FieldProblem(found.field, found.reason, found.params, row)
         )
 
-    def _look_up_site(self, rnd: Round, code: str) -> None:
+    def _look_up_site(self, rnd: RoundSeen, code: str) -> None:
         key = (rnd.id, code)
         site = self.db.execute(select(Site).where(Site.code == code)).scalar_one_or_none()
         if site is None or not site.active:
@@ -221,8 +271,10 @@ class ScanContext:
             )
         else:
             on = clock.to_local(max(rnd.starts_at, min(self.now, rnd.deadline_at))).date()
+            round_row = self.db.get(Round, rnd.id)
+            assert round_row is not None  # looked up in this transaction
             capacity = testing_service.planned_capacity(
-                db_session=self.db, rnd=rnd, region_code=site.region_code, on=on
+                db_session=self.db, rnd=round_row, region_code=site.region_code, on=on
             )
             has_grids = (
                 self.db.execute(

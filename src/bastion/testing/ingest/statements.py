@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool, PoolResetState
 
 from bastion.core.db import is_postgres
 
@@ -51,25 +52,40 @@ PG_TEMP_TABLES = ";\n".join(
 )
 
 
-#: PostgreSQL, a small chunk: the staging rows in one statement (a COPY costs three round trips,
-#: which the live API's small groups feel more than the rows).
-_STAGE_TYPES = ["bigint", "bigint", "integer", "integer", "varchar", "varchar", "varchar"]
-_STAGE_TYPES += ["varchar", "timestamptz", "varchar", "smallint", "boolean", "boolean"]
-_STAGE_SQL = "INSERT INTO scan_stage ({}) SELECT * FROM unnest({})"
-PG_STAGE_SMALL = _STAGE_SQL.format(
-    ", ".join(STAGE_COLUMNS), ", ".join(f"%s::{t}[]" for t in _STAGE_TYPES)
-)
-
-
 def _driver(db_session: Session) -> Any:
     raw = db_session.connection().connection.driver_connection
     assert raw is not None
     return raw
 
 
+#: Set in a connection's ``info`` once its staging tables exist.
+_MADE = "scan_temp_tables"
+
+
+@event.listens_for(Engine, "rollback")
+@event.listens_for(Engine, "rollback_savepoint")
+def _forget_on_rollback(conn: Connection, *args: Any) -> None:
+    # Tables created in a transaction (or savepoint) that rolls back are gone with it.
+    conn.info.pop(_MADE, None)
+
+
+@event.listens_for(Pool, "reset")
+def _forget_on_reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
+    # The pool rolls back a connection returned mid-transaction (a committed or rolled back
+    # one it leaves alone: the Connection did that, and its events above have run).
+    if not state.transaction_was_reset:
+        record.info.pop(_MADE, None)
+
+
 def create_temp_tables(db_session: Session) -> None:
+    """Create the staging tables once per database connection on PostgreSQL (which keeps them,
+    emptied at each commit, for the connection's life: creating them again for every live group
+    cost a round trip and two notices); a rollback makes the next call create them again."""
     if is_postgres(db_session):
-        _driver(db_session).execute(PG_TEMP_TABLES)  # several statements: simple protocol
+        info = db_session.connection().info
+        if not info.get(_MADE):
+            _driver(db_session).execute(PG_TEMP_TABLES)  # several statements: simple protocol
+            info[_MADE] = True
         return
     for ddl in (_STAGE_DDL, _VERDICT_DDL):
         db_session.execute(text(ddl.format(ts="DATETIME", on_commit="")))
