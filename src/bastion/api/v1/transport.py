@@ -19,6 +19,7 @@ from bastion.core.errors import FieldProblem, TooLarge
 from bastion.core.i18n import Language
 from bastion.testing import flows, results, transport
 from bastion.testing import labs as lab_figures
+from bastion.testing.results.conflicts import ResolvedConflict
 
 router = APIRouter(tags=["transport and labs"])
 
@@ -321,14 +322,18 @@ def list_conflicts(
     )
 
 
-@router.post("/results/conflicts/{conflict_id}/resolve", response_model=results.ConflictView)
+@router.post("/results/conflicts/{conflict_id}/resolve", response_model=ResolvedConflict)
 def resolve_conflict(
     conflict_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: ResolveIn,
     session: SessionDep,
     principal: CurrentPrincipal,
 ) -> object:
-    """Pick the ``first`` or the ``second`` result, with a reason (command staff; audited)."""
+    """Pick the ``first`` or the ``second`` result, with a reason (command staff; audited).
+    A pick that changes the tube's result runs what an upload of it runs, in this request's
+    transaction (holds and retests, cases, contacts, placements, health codes); ``effects``
+    says what it did, and ``effects.cases_left_open`` lists open cases that rested on a
+    positive result taken back (not closed automatically: a clinical decision)."""
     return results.resolve_conflict(
         db_session=session,
         principal=principal,

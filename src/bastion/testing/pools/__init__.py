@@ -19,7 +19,11 @@ whole round's 9,000 positive pools cost the same dozen statements as one:
   hold;
 - a pool whose result is no longer positive (a conflict resolved for the other result) has its
   open hold **withdrawn**: closed with outcome ``withdrawn``, its members no longer held and their
-  open tasks no longer owed (kept in the record, left out of the work lists).
+  open tasks no longer owed (kept in the record, left out of the work lists);
+- a **retest whose result changed** (a conflict resolved for the other result) carries the
+  tasks it answered with it between negative and positive (released ↔ escalated), and the
+  closed holds of those tasks are judged again (``confirmed`` / ``reversed``); cases opened
+  meanwhile are left to the clinicians.
 
 Processing the same tubes again changes nothing: holds are unique per tube, hold tasks per hold
 and person, and every other task records the tube whose result made it owed

@@ -34,6 +34,9 @@ class PoolsSummary:
     tasks_closed: int = 0
     #: Tasks kept open after an invalid retest (new deadline).
     tasks_reopened: int = 0
+    #: Answered tasks whose answer changed with their retest tube's result (a conflict
+    #: resolved for the other result): negative ↔ positive.
+    tasks_reanswered: int = 0
     #: Holds of the positive pooled tubes given (new or already there).
     hold_ids: list[int] = field(default_factory=list)
     #: People those holds cover.
@@ -120,6 +123,39 @@ WHERE retest_tasks.person_id = a.person_id
   AND retest_tasks.state IN ('pending', 'sampled')
   AND retest_tasks.created_at <= a.scanned_at
 """  # noqa: S608 - fixed fragments, no input
+
+#: A retest tube whose result changed in place (a conflict resolved for the other result): the
+#: tasks it answered follow it between negative and positive (released ↔ escalated). A task it
+#: answered that the tube now calls invalid keeps its answer (nothing in the record says what
+#: it owed before); a case opened meanwhile is never touched here.
+RECLOSE_TASKS = """
+UPDATE retest_tasks
+SET state = a.result
+FROM (
+    SELECT t.id AS tube_id, t.result
+    FROM pools_batch b JOIN tubes t ON t.id = b.tube_id
+    WHERE t.result IN ('negative', 'positive')
+) AS a
+WHERE retest_tasks.tube_id = a.tube_id
+  AND retest_tasks.state IN ('negative', 'positive')
+  AND retest_tasks.state <> a.result
+"""
+
+#: Closed holds whose tasks were answered by the tubes given: their outcome follows the tasks
+#: (after :data:`RECLOSE_TASKS`; a withdrawn hold stays withdrawn).
+REJUDGE_HOLDS = """
+UPDATE pool_holds
+SET outcome = CASE
+        WHEN EXISTS (SELECT 1 FROM retest_tasks r
+                     WHERE r.hold_id = pool_holds.id AND r.state = 'positive')
+        THEN 'confirmed' ELSE 'reversed' END
+WHERE pool_holds.closed_at IS NOT NULL
+  AND pool_holds.outcome IN ('confirmed', 'reversed')
+  AND pool_holds.id IN (
+      SELECT r.hold_id FROM pools_batch b JOIN retest_tasks r ON r.tube_id = b.tube_id
+      WHERE r.hold_id IS NOT NULL
+  )
+"""
 
 REOPEN_TASKS = """
 UPDATE retest_tasks
@@ -351,11 +387,14 @@ def process_results(
         holds_created = _run(db_session, CREATE_HOLDS, now=now)
         created = _run(db_session, CREATE_HOLD_TASKS, now=now, due=due)
         closed = _run(db_session, CLOSE_TASKS, now=now)
+        reanswered = _run(db_session, RECLOSE_TASKS)
         reopened = _run(db_session, REOPEN_TASKS, due=due)
         created += _run(db_session, CREATE_INVALID_TASKS, now=now, due=due)
         if is_postgres(db_session):
             db_session.execute(text(LOCK_CLOSING_HOLDS))
         _run(db_session, CLOSE_HOLDS, now=now)
+        if reanswered:
+            _run(db_session, REJUDGE_HOLDS)
         holds = db_session.execute(text(HOLDS_OF_BATCH)).all()
         closed_holds = db_session.execute(text(CLOSED_HOLDS)).all()
         summary = PoolsSummary(
@@ -364,6 +403,7 @@ def process_results(
             tasks_created=created,
             tasks_closed=closed,
             tasks_reopened=reopened,
+            tasks_reanswered=reanswered,
             hold_ids=[int(h[0]) for h in holds],
             held=sum(int(h[1]) for h in holds),
             positive=_ids(db_session, POSITIVE_SINGLES),

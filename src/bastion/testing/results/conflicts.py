@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bastion.audit import service as audit_service
 from bastion.core import clock
-from bastion.core.auth import Perm, Principal, system_principal
+from bastion.core.auth import Perm, Principal
 from bastion.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from bastion.testing import coverage, rules
-from bastion.testing.models import Lab, ResultConflict, Tube
-from bastion.testing.results.upload import process_results
+from bastion.testing.models import Lab, PoolHold, ResultConflict, Tube, TubeMember
+
+if TYPE_CHECKING:
+    from bastion.testing.flows import ChangeOutcome
 
 # One tube, conflicts -----------------------------------------------------------------------
 
@@ -137,14 +140,78 @@ def list_conflicts(
     return [_conflict_view(c, t, lab) for c, t, lab in db_session.execute(stmt)]
 
 
+@dataclass(frozen=True)
+class ResolutionEffects:
+    """What a resolution set in motion: the same processing a results upload runs for the tube
+    (:func:`bastion.testing.flows.after_result_change`), when the pick changed its result."""
+
+    #: The pick changed what the tube holds (``second`` with a different value); when False
+    #: nothing below ran and every figure is zero.
+    result_changed: bool = False
+    #: The hold of the tube when it is a positive pool (every member held, a retest task each).
+    holds: list[int] = field(default_factory=list)
+    #: The tube's open hold withdrawn because the tube is no longer positive: its members
+    #: released, their hold tasks no longer owed.
+    holds_withdrawn: list[int] = field(default_factory=list)
+    #: Retest tasks created (positive pool, or invalid result).
+    tasks_created: int = 0
+    #: Retest answers that followed a retest tube's new result (released ↔ escalated).
+    tasks_reanswered: int = 0
+    #: Cases opened for the people the new result made positive, and what tracing did for them.
+    cases_opened: list[str] = field(default_factory=list)
+    close_contacts: int = 0
+    secondary_contacts: int = 0
+    placements: int = 0
+    #: Health codes recomputed (everyone touched, and the tube's members) and how many changed.
+    codes_recomputed: int = 0
+    codes_changed: int = 0
+    #: The tube was a person's own sample (single tube or retest), it was positive and no
+    #: longer is, and these cases of its people are open: they are NOT closed automatically
+    #: (closing a case is a clinical decision); review them (tracing: close or keep).
+    cases_left_open: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ResolvedConflict(ConflictView):
+    """The resolved conflict and what its resolution set in motion."""
+
+    effects: ResolutionEffects = field(default_factory=ResolutionEffects)
+
+
+def _open_cases_of_own_sample(db_session: Session, tube: Tube) -> list[str]:
+    """Open cases of the people of ``tube`` when it was their own sample (no pool hold: a case
+    of a pooled tube's member rests on their own retest, not on the pool)."""
+    from bastion.tracing.models import Case, case_code
+
+    if db_session.execute(select(PoolHold.id).where(PoolHold.tube_id == tube.id)).first():
+        return []
+    ids = db_session.execute(
+        select(Case.id)
+        .join(TubeMember, TubeMember.person_id == Case.person_id)
+        .where(TubeMember.tube_id == tube.id, Case.status == "open")
+        .order_by(Case.id)
+    ).scalars()
+    return [case_code(i) for i in ids]
+
+
 def resolve_conflict(
     *, db_session: Session, principal: Principal, conflict_id: int, pick: str, note: str
-) -> ConflictView:
+) -> ResolvedConflict:
     """Settle a conflict by picking the ``first`` result (the tube keeps what it holds) or the
     ``second`` (the tube takes the conflicting result and its Ct values); audited with both
-    values and the reason. Needs ``labs.manage`` (command staff, not the lab that produced the
-    conflict). Refuses an unknown pick, an empty or over-long note, an unknown conflict or one
-    outside the user's subtree (404), and a conflict already resolved (409)."""
+    values, the reason and what it set in motion. Needs ``labs.manage`` (command staff, not the
+    lab that produced the conflict). Refuses an unknown pick, an empty or over-long note, an
+    unknown conflict or one outside the user's subtree (404), and a conflict already resolved
+    (409).
+
+    A pick that changes the tube's result runs, in the same transaction, what an upload of
+    that result runs (:func:`bastion.testing.flows.after_result_change`): a positive pool holds
+    its members and owes each a retest, a positive single tube or retest opens a case whose
+    contacts are traced and placed, an invalid tube owes its members a retest, and the health
+    codes of everyone touched (and of the tube's members) are recomputed. The other way round,
+    a tube that is no longer positive has its open hold withdrawn (members released, codes
+    recomputed) and a retest's answer follows its tube; an open case that rested on the tube
+    is not closed, only listed in ``effects.cases_left_open`` (and in the audit entry)."""
     principal.require(Perm.labs_manage)
     problems: list[FieldProblem] = []
     if pick not in ("first", "second"):
@@ -193,6 +260,16 @@ def resolve_conflict(
     conflict.resolution = pick
     conflict.note = reason
     db_session.flush()
+    effects = ResolutionEffects()
+    if changed:
+        # The flow imports this package (for the upload path): imported when it runs.
+        from bastion.testing import flows
+
+        outcome = flows.after_result_change(
+            db_session=db_session, principal=principal, tube_ids=[tube.id]
+        )
+        db_session.refresh(tube)
+        effects = _effects(db_session, tube, outcome, taken_back=before["result"] == "positive")
     audit_service.record(
         db_session=db_session,
         actor=principal,
@@ -208,10 +285,47 @@ def resolve_conflict(
             "held": before,
             "second": second,
             "note": reason,
+            "effects": {
+                "result_changed": effects.result_changed,
+                "holds": effects.holds,
+                "holds_withdrawn": effects.holds_withdrawn,
+                "tasks_created": effects.tasks_created,
+                "tasks_reanswered": effects.tasks_reanswered,
+                "cases_opened": effects.cases_opened,
+                "codes_changed": effects.codes_changed,
+                # Not closed by the resolution: a case is a clinical decision.
+                "cases_left_open": effects.cases_left_open,
+            },
         },
     )
-    if changed:
-        # The pool workflow runs on behalf of the resolution (audited above under the
-        # resolver's name); command staff hold no results.write of their own.
-        process_results(db_session, system_principal(), [tube.id])
-    return _conflict_view(conflict, tube, lab)
+    view = _conflict_view(conflict, tube, lab)
+    return ResolvedConflict(
+        **{f.name: getattr(view, f.name) for f in fields(view)}, effects=effects
+    )
+
+
+def _effects(
+    db_session: Session, tube: Tube, outcome: ChangeOutcome, *, taken_back: bool
+) -> ResolutionEffects:
+    from bastion.tracing.models import case_code
+
+    summaries = outcome.report.pool_summaries
+    tracing = outcome.tracing
+    return ResolutionEffects(
+        result_changed=True,
+        holds=sorted({i for s in summaries for i in s.hold_ids}),
+        holds_withdrawn=sorted({i for s in summaries for i in s.withdrawn_holds}),
+        tasks_created=sum(s.tasks_created for s in summaries),
+        tasks_reanswered=sum(s.tasks_reanswered for s in summaries),
+        cases_opened=[case_code(i) for i in tracing.case_ids],
+        close_contacts=tracing.close_contacts,
+        secondary_contacts=tracing.secondary_contacts,
+        placements=tracing.placements,
+        codes_recomputed=outcome.recomputed,
+        codes_changed=outcome.codes_changed,
+        cases_left_open=(
+            _open_cases_of_own_sample(db_session, tube)
+            if taken_back and tube.result != "positive"
+            else []
+        ),
+    )
