@@ -126,8 +126,9 @@ def audit_verify() -> None:
 
 @app.command("serve")
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve the web pages and the API (the health-code lookups answered ahead of the
-    framework's routing: ADR 0007)."""
+    """Serve the web pages and the API (the health-code lookups and the live sampling API
+    answered ahead of the framework's routing: ADRs 0007 and 0008). On a production machine,
+    one worker per core (``--workers 2`` here)."""
     import uvicorn
 
     uvicorn.run(
