@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -18,10 +18,10 @@ from bastion.api.errors import request_language
 from bastion.audit import service as audit_service
 from bastion.audit.models import AuditEntry
 from bastion.core.auth import ROLE_PERMISSIONS, ROLES, Perm, Principal
-from bastion.core.errors import BastionError
 from bastion.core.i18n import Language, t
 from bastion.regions import service as region_service
-from bastion.web.common import Viewer, WebRoute, check_csrf, in_savepoint, problems_of, render
+from bastion.web.common import Viewer, WebRoute, render
+from bastion.web.forms import FormPage
 from bastion.web.views import region_name
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
@@ -49,6 +49,12 @@ def users_view(session: Session, principal: Principal, lang: Language) -> dict[s
     }
 
 
+USER_FORMS = FormPage(
+    "users.html",
+    lambda request, session, principal: users_view(session, principal, request_language(request)),
+)
+
+
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_page(request: Request, session: SessionDep, principal: Viewer) -> Response:
     lang = request_language(request)
@@ -70,30 +76,23 @@ def create_user(
     role: Field = "",
     region_code: Field = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    lang = request_language(request)
-    try:
-        user = in_savepoint(
-            session,
-            lambda: account_service.create(
-                db_session=session,
-                principal=principal,
-                username=username.strip(),
-                password=password,
-                role=role,
-                region_code=region_code.strip(),
-                display_name=display_name.strip(),
-            ),
-        )
-    except BastionError as err:
-        context = users_view(session, principal, lang)
-        context.update(
-            error=err.message(lang),
-            problems=problems_of(err, lang),
-            form={"username": username, "display_name": display_name, "region_code": region_code},
-        )
-        return render(request, "users.html", context, status=err.status)
-    return RedirectResponse(f"/admin/users?created={user.username}", status_code=303)
+    return USER_FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: account_service.create(
+            db_session=session,
+            principal=principal,
+            username=username.strip(),
+            password=password,
+            role=role,
+            region_code=region_code.strip(),
+            display_name=display_name.strip(),
+        ),
+        done=lambda user: f"/admin/users?created={user.username}",
+        form={"username": username, "display_name": display_name, "region_code": region_code},
+    )
 
 
 def audit_entries(session: Session, principal: Principal, limit: int) -> Sequence[AuditEntry]:

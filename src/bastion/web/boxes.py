@@ -11,32 +11,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from bastion.api.deps import SessionDep
 from bastion.api.errors import request_language
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import BastionError
 from bastion.core.i18n import t
 from bastion.testing import transport
-from bastion.web.common import (
-    Viewer,
-    WebRoute,
-    check_csrf,
-    form_codes,
-    form_int,
-    in_savepoint,
-    problems_of,
-    render,
-)
+from bastion.web.common import Viewer, WebRoute, render
+from bastion.web.forms import Csrf, FormPage, form_codes, form_int
 from bastion.web.sampling import sites_for
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
 Text = Annotated[str, Form(max_length=64)]
 Codes = Annotated[str, Form(max_length=transport.MAX_TUBES_PER_BOX * 70)]
-Csrf = Annotated[str, Form(max_length=500)]
 MOST = transport.MAX_TUBES_PER_BOX
 
 
@@ -54,21 +44,9 @@ def boxes_view(session: Session, principal: Principal, code: str | None) -> dict
     }
 
 
-def _done(code: str, action: str) -> RedirectResponse:
-    return RedirectResponse(f"/boxes?code={code}&done={action}", status_code=303)
-
-
-def _again(
-    request: Request,
-    session: Session,
-    principal: Principal,
-    err: BastionError,
-    form: dict[str, str],
-) -> Response:
-    lang = request_language(request)
-    context = boxes_view(session, principal, None)
-    context.update(error=err.message(lang), problems=problems_of(err, lang), form=form)
-    return render(request, "boxes.html", context, status=err.status)
+FORMS = FormPage(
+    "boxes.html", lambda _request, session, principal: boxes_view(session, principal, None)
+)
 
 
 @router.get("/boxes", response_class=HTMLResponse)
@@ -97,24 +75,23 @@ def pack(
     tubes: Codes = "",
     declared: Text = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        view = in_savepoint(
-            session,
-            lambda: transport.pack_box(
-                db_session=session,
-                principal=principal,
-                code=code.strip(),
-                round_ref=round_ref.strip(),
-                site_code=site.strip(),
-                tubes=form_codes("tubes", tubes, most=MOST) or [],
-                declared_tubes=form_int("declared_tubes", declared, high=MOST) or 0,
-            ),
-        )
-    except BastionError as err:
-        form = {"code": code, "round": round_ref, "site": site, "tubes": tubes}
-        return _again(request, session, principal, err, form)
-    return _done(view.box.code, "pack")
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: transport.pack_box(
+            db_session=session,
+            principal=principal,
+            code=code.strip(),
+            round_ref=round_ref.strip(),
+            site_code=site.strip(),
+            tubes=form_codes("tubes", tubes, most=MOST) or [],
+            declared_tubes=form_int("declared_tubes", declared, high=MOST) or 0,
+        ),
+        done=lambda view: f"/boxes?code={view.box.code}&done=pack",
+        form={"code": code, "round": round_ref, "site": site, "tubes": tubes},
+    )
 
 
 @router.post("/boxes/pick-up", response_class=HTMLResponse)
@@ -127,21 +104,21 @@ def pick_up(
     counted: Text = "",
     tubes: Codes = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        view = in_savepoint(
-            session,
-            lambda: transport.pick_up_box(
-                db_session=session,
-                principal=principal,
-                code=code.strip(),
-                tubes_counted=form_int("tubes_counted", counted, high=MOST),
-                tubes=form_codes("tubes", tubes, most=MOST),
-            ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, err, {"code": code, "tubes": tubes})
-    return _done(view.box.code, "pick_up")
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: transport.pick_up_box(
+            db_session=session,
+            principal=principal,
+            code=code.strip(),
+            tubes_counted=form_int("tubes_counted", counted, high=MOST),
+            tubes=form_codes("tubes", tubes, most=MOST),
+        ),
+        done=lambda view: f"/boxes?code={view.box.code}&done=pick_up",
+        form={"code": code, "tubes": tubes},
+    )
 
 
 @router.post("/boxes/receive", response_class=HTMLResponse)
@@ -155,20 +132,19 @@ def receive(
     counted: Text = "",
     tubes: Codes = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        view = in_savepoint(
-            session,
-            lambda: transport.receive_box(
-                db_session=session,
-                principal=principal,
-                code=code.strip(),
-                lab_code=lab.strip(),
-                tubes_counted=form_int("tubes_counted", counted, high=MOST),
-                tubes=form_codes("tubes", tubes, most=MOST),
-            ),
-        )
-    except BastionError as err:
-        form = {"code": code, "lab": lab, "tubes": tubes}
-        return _again(request, session, principal, err, form)
-    return _done(view.box.code, "receive")
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: transport.receive_box(
+            db_session=session,
+            principal=principal,
+            code=code.strip(),
+            lab_code=lab.strip(),
+            tubes_counted=form_int("tubes_counted", counted, high=MOST),
+            tubes=form_codes("tubes", tubes, most=MOST),
+        ),
+        done=lambda view: f"/boxes?code={view.box.code}&done=receive",
+        form={"code": code, "lab": lab, "tubes": tubes},
+    )

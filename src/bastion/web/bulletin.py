@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
@@ -20,23 +20,14 @@ from bastion.bulletin import charts, formats
 from bastion.bulletin import service as bulletin_service
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import BastionError, InvalidInput
+from bastion.core.errors import InvalidInput
 from bastion.core.i18n import Language, normalise, t
-from bastion.web.common import (
-    NavItem,
-    Viewer,
-    WebRoute,
-    add_nav,
-    check_csrf,
-    in_savepoint,
-    problems_of,
-    render,
-)
+from bastion.web.common import NavItem, Viewer, WebRoute, add_nav, render
+from bastion.web.forms import Csrf, FormPage
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 add_nav(NavItem("/bulletin", "web.nav_bulletin", Perm.bulletin_read))
 
-Csrf = Annotated[str, Form(max_length=500)]
 Region = Annotated[str | None, Query(max_length=15)]
 FormRegion = Annotated[str, Form(max_length=15)]
 Day = Annotated[date, Path()]
@@ -184,23 +175,19 @@ def chart(
     return Response(content=data, media_type=charts.KINDS[kind])
 
 
-def _back(day: date, region: str, done: str) -> RedirectResponse:
+def _back(day: date, region: str, done: str) -> str:
     where = f"&region={region}" if region else ""
-    return RedirectResponse(f"/bulletin?day={day.isoformat()}{where}&done={done}", status_code=303)
+    return f"/bulletin?day={day.isoformat()}{where}&done={done}"
 
 
-def _again(
-    request: Request,
-    session: Session,
-    principal: Principal,
-    day: date,
-    region: str,
-    err: BastionError,
-) -> Response:
-    lang = request_language(request)
-    context = bulletin_view(session, principal, day=day, region=region or None, text_lang=lang)
-    context.update(error=err.message(lang), problems=problems_of(err, lang))
-    return render(request, "bulletin.html", context, status=err.status)
+def _forms(day: date, region: str) -> FormPage:
+    """The bulletin of ``day`` (and ``region``) with its forms."""
+    return FormPage(
+        "bulletin.html",
+        lambda request, session, principal: bulletin_view(
+            session, principal, day=day, region=region or None, text_lang=request_language(request)
+        ),
+    )
 
 
 @router.post("/bulletin/{day}/publish", response_class=HTMLResponse)
@@ -212,17 +199,16 @@ def publish(
     csrf: Csrf = "",
     region: FormRegion = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: bulletin_service.publish(
-                db_session=session, principal=principal, day=day, region_code=region or None
-            ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, day, region, err)
-    return _back(day, region, "publish")
+    return _forms(day, region).submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: bulletin_service.publish(
+            db_session=session, principal=principal, day=day, region_code=region or None
+        ),
+        done=_back(day, region, "publish"),
+    )
 
 
 @router.post("/bulletin/{day}/correct", response_class=HTMLResponse)
@@ -235,18 +221,17 @@ def correct(
     region: FormRegion = "",
     reason: Annotated[str, Form(max_length=bulletin_service.MAX_REASON)] = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: bulletin_service.correct(
-                db_session=session,
-                principal=principal,
-                day=day,
-                reason=reason,
-                region_code=region or None,
-            ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, day, region, err)
-    return _back(day, region, "correct")
+    return _forms(day, region).submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: bulletin_service.correct(
+            db_session=session,
+            principal=principal,
+            day=day,
+            reason=reason,
+            region_code=region or None,
+        ),
+        done=_back(day, region, "correct"),
+    )

@@ -14,21 +14,20 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 
 from bastion.accounts import service as account_service
 from bastion.api.deps import SessionDep
 from bastion.api.errors import problem, request_language
 from bastion.core import clock, crypto
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import BastionError, InvalidInput, NotAuthenticated
+from bastion.core.errors import BastionError, NotAuthenticated
 from bastion.core.i18n import Language, t
 
 HERE = Path(__file__).parent
@@ -40,7 +39,6 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_TTL = 12 * 3600
 
 templates = Jinja2Templates(directory=HERE / "templates")
-T = TypeVar("T")
 
 
 # Navigation --------------------------------------------------------------------------------
@@ -275,31 +273,3 @@ class WebRoute(APIRoute):
                 )
 
         return guarded
-
-
-# Forms -------------------------------------------------------------------------------------
-
-
-def in_savepoint(session: Session, work: Callable[[], T]) -> T:
-    """Run one service call so that a refusal undoes only its own writes: the page can then show
-    the form again (the request's transaction still commits what came before)."""
-    with session.begin_nested():
-        return work()
-
-
-def form_int(field_name: str, value: str | None, *, low: int = 0, high: int = 10**6) -> int | None:
-    """An optional whole number typed into a form; a bad one names its field."""
-    text = (value or "").strip()
-    if not text:
-        return None
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-        raise InvalidInput.one(field_name, "field.out_of_range", min=low, max=high)
-    return int(text)
-
-
-def form_codes(field_name: str, value: str | None, *, most: int) -> list[str] | None:
-    """Barcodes scanned into a text area (one a line, or separated by spaces or commas)."""
-    codes = [c for c in (value or "").replace(",", " ").split() if c]
-    if len(codes) > most:
-        raise InvalidInput.one(field_name, "field.out_of_range", min=0, max=most)
-    return codes or None

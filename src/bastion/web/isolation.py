@@ -13,14 +13,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from bastion.api.deps import SessionDep
 from bastion.api.errors import request_language
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import BastionError
 from bastion.core.i18n import Language, t
 from bastion.isolation import service, sites, views
 from bastion.isolation.enums import (
@@ -31,17 +30,8 @@ from bastion.isolation.enums import (
     Setting,
     TestResult,
 )
-from bastion.web.common import (
-    NavItem,
-    Viewer,
-    WebRoute,
-    add_nav,
-    check_csrf,
-    form_int,
-    in_savepoint,
-    problems_of,
-    render,
-)
+from bastion.web.common import NavItem, Viewer, WebRoute, add_nav, render
+from bastion.web.forms import Csrf, FormPage, form_int
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 add_nav(
@@ -53,7 +43,6 @@ add_nav(
     )
 )
 
-Csrf = Annotated[str, Form(max_length=500)]
 Text = Annotated[str, Form(max_length=64)]
 Note = Annotated[str, Form(max_length=400)]
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -147,15 +136,10 @@ def board_view(
     }
 
 
-def _again(request: Request, session: Session, principal: Principal, err: BastionError) -> Response:
-    lang = request_language(request)
-    context = board_view(session, principal, lang)
-    context.update(error=err.message(lang), problems=problems_of(err, lang))
-    return render(request, "isolation.html", context, status=err.status)
-
-
-def _done(what: str) -> RedirectResponse:
-    return RedirectResponse(f"/isolation?done={what}", status_code=303)
+FORMS = FormPage(
+    "isolation.html",
+    lambda request, session, principal: board_view(session, principal, request_language(request)),
+)
 
 
 @router.get("/isolation", response_class=HTMLResponse)
@@ -195,22 +179,21 @@ def update_basic(
     status: Text = "",
     note: Note = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: sites.update_basic(
-                db_session=session,
-                principal=principal,
-                code=site.strip(),
-                item=item,
-                status=status,
-                note=note,
-            ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, err)
-    return _done("basic")
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: sites.update_basic(
+            db_session=session,
+            principal=principal,
+            code=site.strip(),
+            item=item,
+            status=status,
+            note=note,
+        ),
+        done="/isolation?done=basic",
+    )
 
 
 @router.post("/isolation/placements/{placement_id}/release", response_class=HTMLResponse)
@@ -222,20 +205,19 @@ def release(
     csrf: Csrf = "",
     override_reason: Note = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: service.release(
-                db_session=session,
-                principal=principal,
-                placement_id=placement_id,
-                override_reason=override_reason.strip() or None,
-            ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, err)
-    return _done("release")
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: service.release(
+            db_session=session,
+            principal=principal,
+            placement_id=placement_id,
+            override_reason=override_reason.strip() or None,
+        ),
+        done="/isolation?done=release",
+    )
 
 
 @router.post("/isolation/placements/{placement_id}/tests", response_class=HTMLResponse)
@@ -249,19 +231,18 @@ def record_test(
     result: Text = "",
     tube_barcode: Text = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: service.record_test(
-                db_session=session,
-                principal=principal,
-                placement_id=placement_id,
-                day_no=form_int("day_no", day_no, low=1, high=1000) or 0,
-                result=result.strip() or None,
-                tube_barcode=tube_barcode.strip() or None,
-            ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, err)
-    return _done("test")
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: service.record_test(
+            db_session=session,
+            principal=principal,
+            placement_id=placement_id,
+            day_no=form_int("day_no", day_no, low=1, high=1000) or 0,
+            result=result.strip() or None,
+            tube_barcode=tube_barcode.strip() or None,
+        ),
+        done="/isolation?done=test",
+    )

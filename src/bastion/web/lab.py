@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from bastion.api.deps import SessionDep
@@ -22,11 +22,11 @@ from bastion.core.i18n import Language, t
 from bastion.testing import labs as lab_figures
 from bastion.testing import results
 from bastion.testing.results.rows import COLUMNS, REQUIRED
-from bastion.web.common import Viewer, WebRoute, check_csrf, in_savepoint, problems_of, render
+from bastion.web.common import Viewer, WebRoute, check_csrf, render
+from bastion.web.forms import Csrf, FormPage, in_savepoint, refused
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
-Csrf = Annotated[str, Form(max_length=500)]
 #: Rows of one spreadsheet upload (a lab's run is a few thousand tubes).
 MAX_XLSX_ROWS = 200_000
 
@@ -114,9 +114,7 @@ def upload_results(
     try:
         report = in_savepoint(session, lambda: upload(session, principal, file))
     except BastionError as err:
-        context = lab_view(session, principal)
-        context.update(error=err.message(lang), problems=problems_of(err, lang))
-        return render(request, "lab_page.html", context, status=err.status)
+        return refused(request, "lab_page.html", lab_view(session, principal), err)
     context = lab_view(session, principal)
     context.update(report=report, report_lines=report_lines(report, lang))
     return render(request, "lab_page.html", context)
@@ -128,6 +126,11 @@ def upload_results(
 def conflicts_view(session: Session, principal: Principal) -> dict[str, Any]:
     principal.require(Perm.labs_manage)
     return {"conflicts": results.list_conflicts(db_session=session, principal=principal, limit=500)}
+
+
+CONFLICT_FORMS = FormPage(
+    "conflicts.html", lambda _request, session, principal: conflicts_view(session, principal)
+)
 
 
 @router.get("/conflicts", response_class=HTMLResponse)
@@ -148,21 +151,17 @@ def resolve(
     pick: Annotated[str, Form(max_length=16)] = "",
     note: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    lang = request_language(request)
-    try:
-        in_savepoint(
-            session,
-            lambda: results.resolve_conflict(
-                db_session=session,
-                principal=principal,
-                conflict_id=conflict_id,
-                pick=pick,
-                note=note,
-            ),
-        )
-    except BastionError as err:
-        context = conflicts_view(session, principal)
-        context.update(error=err.message(lang), problems=problems_of(err, lang))
-        return render(request, "conflicts.html", context, status=err.status)
-    return RedirectResponse("/conflicts?done=1", status_code=303)
+    return CONFLICT_FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: results.resolve_conflict(
+            db_session=session,
+            principal=principal,
+            conflict_id=conflict_id,
+            pick=pick,
+            note=note,
+        ),
+        done="/conflicts?done=1",
+    )

@@ -12,27 +12,19 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from bastion.api.deps import SessionDep
 from bastion.api.errors import request_language
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import BastionError, InvalidInput
+from bastion.core.errors import InvalidInput
 from bastion.core.i18n import Language, t
 from bastion.protocols import service as protocol_service
 from bastion.protocols.profiles import PROFILES
-from bastion.web.common import (
-    NavItem,
-    Viewer,
-    WebRoute,
-    add_nav,
-    check_csrf,
-    in_savepoint,
-    problems_of,
-    render,
-)
+from bastion.web.common import NavItem, Viewer, WebRoute, add_nav, render
+from bastion.web.forms import Csrf, FormPage
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 add_nav(
@@ -43,8 +35,6 @@ add_nav(
         frozenset({"admin", "commander", "analyst", "isolation"}),
     )
 )
-
-Csrf = Annotated[str, Form(max_length=500)]
 
 
 def _require_read(principal: Principal) -> None:
@@ -101,6 +91,14 @@ def _day(principal: Principal, value: str) -> date:
         raise InvalidInput.one("effective_from", "field.bad_date", value=value[:10]) from None
 
 
+FORMS = FormPage(
+    "protocols.html",
+    lambda request, session, principal: protocols_view(
+        session, principal, request_language(request)
+    ),
+)
+
+
 @router.post("/admin/protocols/choices", response_class=HTMLResponse)
 def choose(
     request: Request,
@@ -111,25 +109,18 @@ def choose(
     effective_from: Annotated[str, Form(max_length=10)] = "",
     reason: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: protocol_service.choose(
-                db_session=session,
-                principal=principal,
-                profile=profile,
-                effective_from=_day(principal, effective_from),
-                reason=reason,
-            ),
-        )
-    except BastionError as err:
-        lang = request_language(request)
-        context = protocols_view(session, principal, lang)
-        context.update(
-            error=err.message(lang),
-            problems=problems_of(err, lang),
-            form={"profile": profile, "effective_from": effective_from, "reason": reason},
-        )
-        return render(request, "protocols.html", context, status=err.status)
-    return RedirectResponse("/admin/protocols?done=choose", status_code=303)
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: protocol_service.choose(
+            db_session=session,
+            principal=principal,
+            profile=profile,
+            effective_from=_day(principal, effective_from),
+            reason=reason,
+        ),
+        done="/admin/protocols?done=choose",
+        form={"profile": profile, "effective_from": effective_from, "reason": reason},
+    )

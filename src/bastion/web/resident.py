@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import segno
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,22 +21,14 @@ from sqlalchemy.orm import Session
 from bastion.api.deps import SessionDep
 from bastion.api.errors import request_language
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import BastionError, NotFound
+from bastion.core.errors import NotFound
 from bastion.core.i18n import Language, t
 from bastion.healthcode import manual
 from bastion.healthcode import views as code_views
 from bastion.healthcode.lookup import CodeLookup
 from bastion.testing.models import Tube, TubeMember
-from bastion.web.common import (
-    NavItem,
-    Viewer,
-    WebRoute,
-    add_nav,
-    check_csrf,
-    in_savepoint,
-    problems_of,
-    render,
-)
+from bastion.web.common import NavItem, Viewer, WebRoute, add_nav, render
+from bastion.web.forms import Csrf, FormPage
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 add_nav(NavItem("/me", "web.nav_me", Perm.self_read))
@@ -127,6 +119,14 @@ def _lookup(request: Request) -> CodeLookup | None:
     return getattr(request.app.state, "codes", None)
 
 
+FORMS = FormPage(
+    "resident.html",
+    lambda request, session, principal: resident_view(
+        session, principal, request_language(request), _lookup(request)
+    ),
+)
+
+
 @router.get("/me", response_class=HTMLResponse)
 def resident_page(request: Request, session: SessionDep, principal: Viewer) -> Response:
     lang = request_language(request)
@@ -141,19 +141,15 @@ def contest(
     request: Request,
     session: SessionDep,
     principal: Viewer,
-    csrf: Annotated[str, Form(max_length=500)] = "",
+    csrf: Csrf = "",
     statement: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Ask for a review of my current code (a yellow or red one), in my own words."""
-    check_csrf(request, csrf)
-    lang = request_language(request)
-    try:
-        in_savepoint(
-            session,
-            lambda: manual.contest(db_session=session, principal=principal, statement=statement),
-        )
-    except BastionError as err:
-        context = resident_view(session, principal, lang, _lookup(request))
-        context.update(error=err.message(lang), problems=problems_of(err, lang))
-        return render(request, "resident.html", context, status=err.status)
-    return RedirectResponse("/me?done=contest", status_code=303)
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: manual.contest(db_session=session, principal=principal, statement=statement),
+        done="/me?done=contest",
+    )

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,20 +17,13 @@ from bastion.api.deps import SessionDep
 from bastion.api.errors import request_language
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import BastionError, InvalidInput
+from bastion.core.errors import InvalidInput
 from bastion.core.i18n import t
 from bastion.testing import service as testing_service
 from bastion.testing.models import Lab
 from bastion.testing.schemas import LabCreate, RoundCreate, SiteCreate
-from bastion.web.common import (
-    Viewer,
-    WebRoute,
-    check_csrf,
-    form_int,
-    in_savepoint,
-    problems_of,
-    render,
-)
+from bastion.web.common import Viewer, WebRoute, render
+from bastion.web.forms import FormPage, form_int
 from bastion.web.sampling import sites_for
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
@@ -77,15 +70,9 @@ def local_moment(field_name: str, value: str, *, required: bool) -> datetime | N
     return moment if moment.tzinfo else moment.replace(tzinfo=clock.local_tz())
 
 
-def _again(request: Request, session: Session, principal: Principal, err: BastionError) -> Response:
-    lang = request_language(request)
-    context = rounds_view(session, principal)
-    context.update(error=err.message(lang), problems=problems_of(err, lang))
-    return render(request, "rounds.html", context, status=err.status)
-
-
-def _done(what: str) -> RedirectResponse:
-    return RedirectResponse(f"/rounds?done={what}", status_code=303)
+FORMS = FormPage(
+    "rounds.html", lambda _request, session, principal: rounds_view(session, principal)
+)
 
 
 @router.get("/rounds", response_class=HTMLResponse)
@@ -109,25 +96,24 @@ def open_round(
     starts_at: Field = "",
     deadline_at: Field = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: testing_service.create_round(
-                db_session=session,
-                principal=principal,
-                data=RoundCreate(
-                    code=code.strip(),
-                    name=name.strip(),
-                    region_code=region_code.strip(),
-                    starts_at=local_moment("starts_at", starts_at, required=True) or clock.now(),
-                    deadline_at=local_moment("deadline_at", deadline_at, required=False),
-                ),
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: testing_service.create_round(
+            db_session=session,
+            principal=principal,
+            data=RoundCreate(
+                code=code.strip(),
+                name=name.strip(),
+                region_code=region_code.strip(),
+                starts_at=local_moment("starts_at", starts_at, required=True) or clock.now(),
+                deadline_at=local_moment("deadline_at", deadline_at, required=False),
             ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, err)
-    return _done("round")
+        ),
+        done="/rounds?done=round",
+    )
 
 
 @router.post("/rounds/{ref}/close", response_class=HTMLResponse)
@@ -138,15 +124,14 @@ def close_round(
     ref: Annotated[str, Path(max_length=40)],
     csrf: Field = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: testing_service.close_round(db_session=session, principal=principal, ref=ref),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, err)
-    return _done("closed")
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: testing_service.close_round(db_session=session, principal=principal, ref=ref),
+        done="/rounds?done=closed",
+    )
 
 
 @router.post("/sites", response_class=HTMLResponse)
@@ -163,27 +148,26 @@ def create_site(
     teams: Field = "",
     grids: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: testing_service.create_site(
-                db_session=session,
-                principal=principal,
-                data=SiteCreate(
-                    code=code.strip(),
-                    name=name.strip(),
-                    region_code=region_code.strip(),
-                    address=address.strip(),
-                    capacity_per_hour=form_int("capacity_per_hour", capacity_per_hour) or 0,
-                    teams=form_int("teams", teams, high=1000) or 1,
-                    grids=grids.replace(",", " ").split(),
-                ),
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: testing_service.create_site(
+            db_session=session,
+            principal=principal,
+            data=SiteCreate(
+                code=code.strip(),
+                name=name.strip(),
+                region_code=region_code.strip(),
+                address=address.strip(),
+                capacity_per_hour=form_int("capacity_per_hour", capacity_per_hour) or 0,
+                teams=form_int("teams", teams, high=1000) or 1,
+                grids=grids.replace(",", " ").split(),
             ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, err)
-    return _done("site")
+        ),
+        done="/rounds?done=site",
+    )
 
 
 @router.post("/labs", response_class=HTMLResponse)
@@ -197,21 +181,20 @@ def create_lab(
     region_code: Field = "",
     daily_capacity: Field = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        in_savepoint(
-            session,
-            lambda: testing_service.create_lab(
-                db_session=session,
-                principal=principal,
-                data=LabCreate(
-                    code=code.strip(),
-                    name=name.strip(),
-                    region_code=region_code.strip(),
-                    daily_capacity=form_int("daily_capacity", daily_capacity, high=10**8) or 0,
-                ),
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: testing_service.create_lab(
+            db_session=session,
+            principal=principal,
+            data=LabCreate(
+                code=code.strip(),
+                name=name.strip(),
+                region_code=region_code.strip(),
+                daily_capacity=form_int("daily_capacity", daily_capacity, high=10**8) or 0,
             ),
-        )
-    except BastionError as err:
-        return _again(request, session, principal, err)
-    return _done("lab")
+        ),
+        done="/rounds?done=lab",
+    )

@@ -7,31 +7,23 @@ above the form, which keeps what was typed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from bastion.api.deps import SessionDep
 from bastion.api.errors import request_language
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import BastionError, InvalidInput
+from bastion.core.errors import InvalidInput
 from bastion.core.i18n import t
 from bastion.isolation import sites, transfers, views
 from bastion.isolation.enums import TransferStatus
 from bastion.isolation.schemas import BatchCreate
-from bastion.web.common import (
-    NavItem,
-    Viewer,
-    WebRoute,
-    add_nav,
-    check_csrf,
-    form_int,
-    in_savepoint,
-    problems_of,
-    render,
-)
+from bastion.web.common import NavItem, Viewer, WebRoute, add_nav, render
+from bastion.web.forms import Csrf, FormPage, form_int
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 add_nav(
@@ -43,7 +35,6 @@ add_nav(
     )
 )
 
-Csrf = Annotated[str, Form(max_length=500)]
 Text = Annotated[str, Form(max_length=64)]
 Note = Annotated[str, Form(max_length=500)]
 Many = Annotated[list[str], Form(max_length=500)]
@@ -94,21 +85,14 @@ def board_view(session: Session, principal: Principal, status: str = "open") -> 
     }
 
 
-def _again(
-    request: Request,
-    session: Session,
-    principal: Principal,
-    err: BastionError,
-    form: dict[str, Any] | None = None,
-) -> Response:
-    lang = request_language(request)
-    context = board_view(session, principal)
-    context.update(error=err.message(lang), problems=problems_of(err, lang), form=form or {})
-    return render(request, "transfers.html", context, status=err.status)
+FORMS = FormPage(
+    "transfers.html", lambda _request, session, principal: board_view(session, principal)
+)
 
 
-def _done(what: str, code: str) -> RedirectResponse:
-    return RedirectResponse(f"/transfers?done={what}&batch={code}", status_code=303)
+def _done(what: str) -> Callable[[Any], str]:
+    """Where a batch's form sends the browser: the board, saying what was done to which batch."""
+    return lambda row: f"/transfers?done={what}&batch={row.code}"
 
 
 @router.get("/transfers", response_class=HTMLResponse)
@@ -169,43 +153,32 @@ def create_batch(
     need_task: Many = [],  # noqa: B006
     need_text: Annotated[list[str], Form(max_length=500)] = [],  # noqa: B006
 ) -> Response:
-    check_csrf(request, csrf)
-    try:
-        row = in_savepoint(
-            session,
-            lambda: transfers.create_batch(
-                db_session=session,
-                principal=principal,
-                data=_batch_data(code, vehicle, escort, site, tasks, need_task, need_text),
-            ),
-        )
-    except BastionError as err:
-        form = {"code": code, "vehicle": vehicle, "escort": escort, "site": site, "tasks": tasks}
-        return _again(request, session, principal, err, form)
-    return _done("create", row.code)
-
-
-def _move(
-    request: Request, session: Session, principal: Principal, action: str, work: Any
-) -> Response:
-    try:
-        row = in_savepoint(session, work)
-    except BastionError as err:
-        return _again(request, session, principal, err)
-    return _done(action, row.code)
+    return FORMS.submit(
+        request,
+        session,
+        principal,
+        csrf,
+        lambda: transfers.create_batch(
+            db_session=session,
+            principal=principal,
+            data=_batch_data(code, vehicle, escort, site, tasks, need_task, need_text),
+        ),
+        done=_done("create"),
+        form={"code": code, "vehicle": vehicle, "escort": escort, "site": site, "tasks": tasks},
+    )
 
 
 @router.post("/transfers/batches/{batch_id}/dispatch", response_class=HTMLResponse)
 def dispatch(
     request: Request, session: SessionDep, principal: Viewer, batch_id: RowId, csrf: Csrf = ""
 ) -> Response:
-    check_csrf(request, csrf)
-    return _move(
+    return FORMS.submit(
         request,
         session,
         principal,
-        "dispatch",
+        csrf,
         lambda: transfers.dispatch(db_session=session, principal=principal, batch_id=batch_id),
+        done=_done("dispatch"),
     )
 
 
@@ -213,13 +186,13 @@ def dispatch(
 def arrive(
     request: Request, session: SessionDep, principal: Viewer, batch_id: RowId, csrf: Csrf = ""
 ) -> Response:
-    check_csrf(request, csrf)
-    return _move(
+    return FORMS.submit(
         request,
         session,
         principal,
-        "arrive",
+        csrf,
         lambda: transfers.arrive(db_session=session, principal=principal, batch_id=batch_id),
+        done=_done("arrive"),
     )
 
 
@@ -232,13 +205,13 @@ def fail(
     csrf: Csrf = "",
     reason: Note = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    return _move(
+    return FORMS.submit(
         request,
         session,
         principal,
-        "fail",
+        csrf,
         lambda: transfers.fail(
             db_session=session, principal=principal, batch_id=batch_id, reason=reason
         ),
+        done=_done("fail"),
     )

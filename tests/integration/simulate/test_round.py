@@ -28,6 +28,7 @@ from bastion.regions import service as region_service
 from bastion.registry.models import Person
 from bastion.simulate import round as sim
 from bastion.simulate.province import build_province
+from bastion.simulate.round import tubes as sim_tubes
 from bastion.testing import coverage
 from bastion.testing.models import (
     Box,
@@ -411,7 +412,7 @@ def test_a_high_prevalence_holds_pools_and_the_retests_close_them(session):
 
 
 def test_false_positive_pools_are_reversed_by_their_retests(session, monkeypatch):
-    monkeypatch.setattr(sim, "FALSE_POSITIVE", 0.2)
+    monkeypatch.setattr(sim_tubes, "FALSE_POSITIVE", 0.2)
     summary = simulate(session, prevalence=0.001, seed=23)
     assert summary.holds_reversed > 0
     assert summary.holds == summary.holds_confirmed + summary.holds_reversed

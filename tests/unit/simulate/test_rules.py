@@ -15,7 +15,7 @@ from bastion.core import crypto
 from bastion.core.errors import InvalidInput
 from bastion.registry.idnumber import make_resident_id, parse_resident_id
 from bastion.registry.rules import MOBILE_RE
-from bastion.simulate import names, province
+from bastion.simulate import names
 from bastion.simulate.province import (
     COMMUNITY_HOUSEHOLDS,
     DistrictPlan,
@@ -24,6 +24,7 @@ from bastion.simulate.province import (
     check_scale,
     compose_household,
     generate,
+    generation,
     household_sizes,
     plan_tree,
     special_groups,
@@ -188,7 +189,7 @@ def test_the_same_seed_generates_the_same_people_and_another_seed_others():
 
 
 def test_id_numbers_stay_unique_when_a_birth_date_runs_out_of_sequences(monkeypatch):
-    monkeypatch.setattr(province, "SEQUENCES_PER_DATE", 1)
+    monkeypatch.setattr(generation, "SEQUENCES_PER_DATE", 1)
     rows = _generated(1, persons=5_000)
     numbers = [crypto.decrypt(row[3]) for row in rows]
     assert len(set(numbers)) == len(numbers) == 5_000
