@@ -11,11 +11,12 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from bastion.audit import service as audit_service
-from bastion.core import clock
+from bastion.core import clock, crypto
 from bastion.core.auth import Perm, Principal
 from bastion.core.db import bulk_insert
 from bastion.core.errors import FieldProblem, InvalidInput, NotFound
 from bastion.protocols import service as protocol_service
+from bastion.registry.idnumber import IdNumberError, parse_resident_id
 from bastion.registry.models import Person
 from bastion.tracing import classify, counters, expansion
 from bastion.tracing.cases import MAX_PAGE, parse_ref, require_any
@@ -44,6 +45,8 @@ class _Row:
     contact: Contact | None
     source_person_id: int
     root_case_id: int
+    #: The exposed person (named by id or found by ID number).
+    person_id: int
 
 
 def _problem(report: ExposureReport, row: int, field_name: str, reason: str, **params: Any) -> None:
@@ -70,17 +73,38 @@ def _resolve(
             select(Contact).where(Contact.id.in_(sorted(contact_ids)))
         ).scalars()
     }
+    today = clock.today()
+    by_number = _people_by_id_number(db_session, principal, items, today)
     persons = set(
         db_session.execute(
-            select(Person.id).where(Person.id.in_(sorted({i.person_id for i in items})))
+            select(Person.id).where(
+                Person.id.in_(sorted({i.person_id for i in items if i.person_id}))
+            )
         ).scalars()
     )
-    today = clock.today()
     good: list[_Row] = []
     for n, item in enumerate(items, start=1):
         if (item.case is None) == (item.contact_id is None):
             _problem(report, n, "case", "exposure.one_source")
             continue
+        if (item.person_id is None) == (item.id_number is None):
+            _problem(report, n, "person_id", "exposure.one_person")
+            continue
+        if item.id_number is not None:
+            found = by_number.get(item.id_number)
+            if isinstance(found, FieldProblem):
+                _problem(report, n, found.field, found.reason, **found.params)
+                continue
+            if found is None:
+                _problem(report, n, "id_number", "person.not_found")
+                continue
+            person_id = found
+        else:
+            assert item.person_id is not None  # one of the two, checked above
+            person_id = item.person_id
+            if person_id not in persons:
+                _problem(report, n, "person_id", "person.not_found")
+                continue
         if item.exposed_on > today:
             _problem(
                 report, n, "exposed_on", "tracing.date_in_future", day=item.exposed_on.isoformat()
@@ -88,9 +112,6 @@ def _resolve(
             continue
         if item.setting not in SETTINGS:
             _problem(report, n, "setting", "case.value_unknown", allowed=", ".join(SETTINGS))
-            continue
-        if item.person_id not in persons:
-            _problem(report, n, "person_id", "person.not_found")
             continue
         case = contact = None
         if item.case is not None:
@@ -112,11 +133,58 @@ def _resolve(
                 _problem(report, n, "contact_id", "exposure.contact_not_close", contact=contact.id)
                 continue
             source_person, root = contact.person_id, contact.case_id
-        if item.person_id == source_person:
-            _problem(report, n, "person_id", "exposure.self")
+        if person_id == source_person:
+            _problem(report, n, "id_number" if item.id_number else "person_id", "exposure.self")
             continue
-        good.append(_Row(item, case, contact, source_person, root))
+        good.append(_Row(item, case, contact, source_person, root, person_id))
     return good
+
+
+def _people_by_id_number(
+    db_session: Session, principal: Principal, items: Sequence[ExposureIn], today: date
+) -> dict[str, int | FieldProblem | None]:
+    """Each ID number of ``items``: the registry id of its person, a problem when the number
+    itself is malformed (GB 11643), or None when nobody has it. One query for the batch, and one
+    audit entry naming how many numbers were looked up and found (probing numbers is itself
+    worth seeing, as with the registry's own lookup)."""
+    numbers = sorted({i.id_number for i in items if i.id_number is not None})
+    if not numbers:
+        return {}
+    out: dict[str, int | FieldProblem | None] = {}
+    hashes: dict[str, str] = {}
+    for raw in numbers:
+        try:
+            parsed = parse_resident_id(raw.strip(), today=today)
+        except IdNumberError as err:
+            out[raw] = FieldProblem("id_number", err.reason, dict(err.params))
+            continue
+        hashes[raw] = crypto.lookup_hash(parsed.number)
+    if not hashes:
+        return out
+    found: dict[str, int] = {  # noqa: C416 - rows, not pairs
+        digest: person_id
+        for digest, person_id in db_session.execute(
+            select(Person.id_hash, Person.id).where(
+                Person.id_hash.in_(sorted(set(hashes.values())))
+            )
+        )
+    }
+    for raw, digest in hashes.items():
+        out[raw] = found.get(digest)
+    audit_service.record(
+        db_session=db_session,
+        actor=principal,
+        action="person.lookup_batch",
+        target_type="person",
+        target_id="",
+        region_code=None,
+        details={
+            "purpose": "exposures",
+            "numbers": len(hashes),
+            "found": sum(1 for v in out.values() if isinstance(v, int)),
+        },
+    )
+    return out
 
 
 def record_exposures(
@@ -158,7 +226,7 @@ def record_exposures(
                 r.case.id if r.case else None,
                 r.contact.id if r.contact else None,
                 r.source_person_id,
-                r.item.person_id,
+                r.person_id,
                 r.item.region_code,
                 r.item.place.strip(),
                 r.item.exposed_on,
@@ -179,14 +247,14 @@ def record_exposures(
     open_cases = set(
         db_session.execute(
             select(Case.person_id).where(
-                Case.status == "open", Case.person_id.in_(sorted({r.item.person_id for r in rows}))
+                Case.status == "open", Case.person_id.in_(sorted({r.person_id for r in rows}))
             )
         ).scalars()
     )
     close: dict[tuple[int, int], date] = {}
     secondary: dict[tuple[int, int, int], date] = {}
     for r in rows:
-        person, day = r.item.person_id, r.item.exposed_on
+        person, day = r.person_id, r.item.exposed_on
         if person in open_cases:
             report.not_counted += 1
         elif r.case is not None:
@@ -264,7 +332,7 @@ def _add_edges(db_session: Session, rows: Sequence[_Row]) -> None:
     db_session.execute(text("DELETE FROM edge_stage"))
     pairs = []
     for r in rows:
-        a, b, d, s = r.source_person_id, r.item.person_id, r.item.exposed_on, r.item.setting
+        a, b, d, s = r.source_person_id, r.person_id, r.item.exposed_on, r.item.setting
         pairs += [(a, b, d, s), (b, a, d, s)]
     bulk_insert(db_session, "edge_stage", ["a", "b", "d", "s"], pairs)
     db_session.execute(text(_EDGES))

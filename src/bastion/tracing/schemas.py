@@ -37,11 +37,14 @@ class CaseClose(BaseModel):
 
 
 class ExposureIn(BaseModel):
-    """One exposure: a case (by id or code) or a close contact (by id) met a person."""
+    """One exposure: a case (by id or code) or a close contact (by id) met a person, named by
+    their registry id or, as investigators usually know them, their ID number (one of the two;
+    the lookup by ID number is audited)."""
 
     case: str | None = Field(default=None, max_length=24)
     contact_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    person_id: int = Field(ge=1, le=2**63 - 1)
+    person_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    id_number: str | None = Field(default=None, max_length=32)
     region_code: str | None = Field(default=None, max_length=15)
     place: str = Field(default="", max_length=500)
     exposed_on: date

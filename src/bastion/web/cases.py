@@ -230,6 +230,7 @@ def record_exposure(
     ref: Ref,
     csrf: Csrf = "",
     person_id: Annotated[str, Form(max_length=20)] = "",
+    id_number: Annotated[str, Form(max_length=32)] = "",
     exposed_on: Annotated[str, Form(max_length=10)] = "",
     setting: Annotated[str, Form(max_length=16)] = "",
     place: Text = "",
@@ -238,6 +239,7 @@ def record_exposure(
     check_csrf(request, csrf)
     case = tracing_service.get_case(db_session=session, principal=principal, ref=ref)
     fields = {"case": str(case.id), "person_id": person_id.strip() or None, "setting": setting}
+    fields["id_number"] = id_number.strip() or None  # the usual way to name someone; audited
     fields.update(exposed_on=exposed_on.strip() or None, place=place)
     try:
         try:

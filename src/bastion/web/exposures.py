@@ -20,7 +20,16 @@ from bastion.tracing import service as tracing_service
 from bastion.tracing.schemas import ExposureIn
 
 #: The columns of an exposures file (the batch API's fields).
-CSV_COLUMNS = ("case", "contact_id", "person_id", "exposed_on", "setting", "place", "region_code")
+CSV_COLUMNS = (
+    "case",
+    "contact_id",
+    "person_id",
+    "id_number",
+    "exposed_on",
+    "setting",
+    "place",
+    "region_code",
+)
 MAX_ROWS = 10_000
 
 
@@ -33,8 +42,8 @@ def parse_csv(data: bytes) -> tuple[list[ExposureIn], list[int], list[FieldProbl
         raise InvalidInput.one("file", "web.cs_csv_encoding") from None
     reader = csv.DictReader(io.StringIO(text))
     header = {(h or "").strip() for h in reader.fieldnames or ()}
-    missing = [c for c in ("person_id", "exposed_on", "setting") if c not in header]
-    if missing:
+    missing = [c for c in ("exposed_on", "setting") if c not in header]
+    if missing or not header & {"person_id", "id_number"}:
         raise InvalidInput.one("file", "web.cs_csv_columns", columns=", ".join(CSV_COLUMNS))
     items: list[ExposureIn] = []
     rows: list[int] = []

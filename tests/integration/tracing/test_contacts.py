@@ -3,19 +3,25 @@ links walked both ways, a contact of an unknown case refused, expansion set-base
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from bastion.audit.models import AuditEntry
 from bastion.core import clock
 from bastion.core.auth import system_principal
 from bastion.protocols import service as protocol_service
+from bastion.registry import service as registry_service
+from bastion.registry.idnumber import make_resident_id
+from bastion.registry.schemas import PersonCreate
 from bastion.tracing import service as tracing_service
 from bastion.tracing.models import Contact, ContactLink
 from bastion.tracing.schemas import ExposureIn
 from tests.integration.tracing.support import NOW, TODAY, case, expose
 from tests.support import factories
+from tests.support.world import NANGUAN_GRID
 
 
 @pytest.fixture(autouse=True)
@@ -197,3 +203,44 @@ def _edges(db, triples: list[tuple[int, int, date]]) -> None:
     for a, b, d in triples:
         rows += [(a, b, d, "household"), (b, a, d, "household")]
     bulk_insert(db, "exposure_edges", ["person_id", "other_id", "exposed_on", "setting"], rows)
+
+
+def test_investigators_name_the_exposed_by_id_number_and_the_lookup_is_audited(db):
+    made = case(db, factories.person(db))
+    number = make_resident_id("220102", date(1975, 2, 14), 731)
+    neighbour = registry_service.create(
+        db_session=db,
+        principal=system_principal(),
+        data=PersonCreate(name="李娜", id_number=number, region_code=NANGUAN_GRID),
+    )
+    unknown = make_resident_id("220102", date(1990, 7, 1), 733)
+    malformed = number[:-1] + ("0" if number[-1] != "0" else "1")  # wrong check character
+    before = db.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+
+    def item(**who):
+        return ExposureIn(case=made.code, exposed_on=TODAY, setting="household", **who)
+
+    report = tracing_service.record_exposures(
+        db_session=db,
+        principal=system_principal(),
+        items=[
+            item(id_number=number),
+            item(id_number=unknown),
+            item(id_number=malformed),
+            item(id_number=number, person_id=neighbour.id),
+            item(),
+        ],
+    )
+    assert report.accepted == 1
+    assert contact_of(db, neighbour).level == "close"
+    refused = [(p.row, p.field, p.reason) for p in report.problems]
+    assert refused[0] == (2, "id_number", "person.not_found")
+    assert refused[1][:2] == (3, "id_number")
+    assert refused[2:] == [
+        (4, "person_id", "exposure.one_person"),
+        (5, "person_id", "exposure.one_person"),
+    ]
+    entries = db.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars().all()[before:]
+    [lookup] = [e for e in entries if e.action == "person.lookup_batch"]
+    assert json.loads(lookup.details) == {"purpose": "exposures", "numbers": 2, "found": 1}
+    assert number not in lookup.details  # the numbers themselves are never written

@@ -4,9 +4,15 @@ as an SVG graph walkable both ways — the tracing services, with the API's chec
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import func, select
 
 from bastion.audit.models import AuditEntry
+from bastion.core.auth import system_principal
+from bastion.registry import service as registry_service
+from bastion.registry.idnumber import make_resident_id
+from bastion.registry.schemas import PersonCreate
 from bastion.tracing.models import Case, Contact, Exposure
 from tests.integration.tracing.support import case, expose
 from tests.integration.web.pages import login, main_of
@@ -187,3 +193,38 @@ def test_unmasking_the_case_person_is_audited(client, db):
     assert after == before + 1
     token = login(client, "commander_in")
     assert client.post(f"/cases/{found.id}/unmask", data={"csrf": token}).status_code == 403
+
+
+def test_the_investigator_names_the_exposed_person_by_id_number(client, db):
+    found, _ = _case(db)
+    number = make_resident_id("220102", date(1968, 9, 3), 517)
+    neighbour = registry_service.create(
+        db_session=db,
+        principal=system_principal(),
+        data=PersonCreate(name="周芳", id_number=number, region_code=NANGUAN_GRID),
+    )
+    db.commit()
+    token = login(client, "investigator_in")
+    fields = {"csrf": token, "exposed_on": "2022-03-24", "setting": "household"}
+    done = client.post(
+        f"/cases/{found.id}/exposures", data={**fields, "id_number": number}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    contact = db.execute(select(Contact).where(Contact.person_id == neighbour.id)).scalar_one()
+    assert contact.level == "close"
+    unknown = make_resident_id("220102", date(1968, 9, 4), 519)
+    refused = client.post(f"/cases/{found.id}/exposures", data={**fields, "id_number": unknown})
+    assert refused.status_code == 422
+    assert "id_number" in refused.text
+    assert number not in refused.text  # the other person's number is never echoed
+    neither = client.post(f"/cases/{found.id}/exposures", data=fields)
+    assert neither.status_code == 422
+    assert _count(db, Exposure) == 1
+    text = f"case,id_number,exposed_on,setting\n{found.code},{number},2022-03-23,workplace\n"
+    response = client.post(
+        f"/cases/{found.id}/exposures/file",
+        data={"csrf": token},
+        files={"file": ("exp.csv", text.encode(), "text/csv")},
+    )
+    assert response.status_code == 200
+    assert _count(db, Exposure) == 2
