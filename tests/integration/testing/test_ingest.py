@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from bastion.core import clock, crypto
 from bastion.core.auth import system_principal
+from bastion.healthcode import keys as health_keys
+from bastion.healthcode import signing
 from bastion.testing import ingest
 from bastion.testing import service as testing_service
 from bastion.testing.ingest import RawScan
@@ -331,3 +334,44 @@ def test_a_rolled_back_group_leaves_the_next_one_working(db, setup):
     report = run(db, scans(rnd, site, "TD00000004", people[2:4]), key="kept")
     assert report.accepted == 2
     assert len(members_of(db, "TD00000004")[1]) == 2
+
+
+def _code(db, person, *, issued: datetime, ttl: int = 300, key=None) -> str:
+    """The health code a resident shows at the site, signed with the active key (or ``key``)."""
+    row = health_keys.ensure_active(db_session=db)
+    private = key or health_keys.private_key(row)
+    at = int(issued.timestamp())
+    return signing.sign(signing.Claims(row.kid, "green", at, at + ttl, person.token), private)
+
+
+def test_a_signed_personal_code_names_its_person_and_a_bad_one_is_refused(db, setup):
+    rnd, site, people = setup
+    scanned = START + timedelta(hours=1)  # an offline scan, sent five hours later
+    good = _code(db, people[0], issued=scanned - timedelta(minutes=1))
+    expired = _code(db, people[1], issued=scanned - timedelta(hours=2))
+    forged = _code(db, people[2], issued=scanned, key=Ed25519PrivateKey.generate())
+    body = signing.unb64(good[len(signing.PREFIX) :])
+    swapped = b"0" if body[-70:-69] != b"0" else b"1"  # one character of the token changed
+    altered = signing.PREFIX + signing.b64(body[:-70] + swapped + body[-69:])
+    batch = [
+        RawScan(row=n, round=rnd.code, site=site.code, tube="TE00000001", person=p, scanned_at=t)
+        for n, (p, t) in enumerate(
+            [
+                (good, scanned),
+                (expired, scanned),
+                (forged, scanned),
+                (altered, scanned),
+                ("BHC1.bm90IGEgY29kZQ", scanned),
+            ],
+            start=1,
+        )
+    ]
+    report = run(db, batch)
+    assert report.accepted == 1
+    assert [m.person_id for m in members_of(db, "TE00000001")[1]] == [people[0].id]
+    assert [(p.row, p.field, p.reason) for p in report.problems] == [
+        (2, "person", "scan.code_expired"),
+        (3, "person", "scan.code_forged"),
+        (4, "person", "scan.code_forged"),
+        (5, "person", "scan.bad_person_code"),
+    ]

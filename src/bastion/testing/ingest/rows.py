@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from bastion.core import clock, crypto
 from bastion.core.auth import Principal
 from bastion.core.errors import FieldProblem, NotFound
+from bastion.healthcode import keys as health_keys
+from bastion.healthcode import signing
 from bastion.registry.idnumber import IdNumberError, parse_resident_id
 from bastion.testing import rules
 from bastion.testing import service as testing_service
@@ -25,6 +27,8 @@ from bastion.testing.models import Round, ScanBatch, Site, SiteGrid
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{24}$")
 CLOCK_SKEW = timedelta(minutes=10)
+#: How long after a signing key's retirement its codes, scanned before it, may still arrive.
+OFFLINE_WINDOW = timedelta(days=7)
 MAX_REPORTED = 1_000
 
 #: What each SQL verdict means for the sender: (field, message key), or None for accepted.
@@ -150,6 +154,8 @@ class SiteCache:
         self._items: dict[tuple[int, str], tuple[float, _SiteInRound]] = {}
         self.rounds: dict[str, tuple[float, RoundSeen]] = {}
         self.statements: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        #: The health-code verifying keys (personal codes scanned instead of tokens).
+        self.keys: tuple[float, dict[str, signing.PublicKey]] | None = None
 
     def round(self, ref: str) -> RoundSeen | None:
         item = self.rounds.get(ref)
@@ -200,6 +206,7 @@ class ScanContext:
         self.call = call
         self.rounds: dict[str, RoundSeen | FieldProblem] = {}
         self.sites: dict[tuple[int, str], _SiteInRound | FieldProblem] = {}
+        self.keys: dict[str, signing.PublicKey] | None = None
         self.now = clock.now()
 
     def round(self, ref: str, row: int) -> RoundSeen | FieldProblem:
@@ -241,6 +248,34 @@ class ScanContext:
         self.rounds[ref] = (
             seen if status == "open" else FieldProblem("round", "scan.round_closed", {"value": ref})
         )
+
+    def code_person(self, payload: str, moment: datetime, row: int) -> str | FieldProblem:
+        """The person token of a signed personal code (a health code shown at the site),
+        checked offline as a checkpoint does, at the moment it was scanned: forged, altered,
+        unknown-key and expired codes are refused."""
+        if self.keys is None:
+            cached = self.cache.keys if self.cache is not None else None
+            if cached is not None and cached[0] >= time.monotonic():
+                self.keys = cached[1]
+            else:
+                self.call(self._look_up_keys)
+        assert self.keys is not None
+        verdict = signing.verify(payload, self.keys, now=moment)
+        if verdict.claims is None or verdict.refusal == "malformed":
+            return FieldProblem("person", "scan.bad_person_code", {}, row)
+        if verdict.refusal == "expired":
+            return FieldProblem("person", "scan.code_expired", {}, row)
+        if verdict.refusal is not None:
+            return FieldProblem("person", "scan.code_forged", {}, row)
+        return verdict.claims.person
+
+    def _look_up_keys(self) -> None:
+        # Keys retired in the last week stay: a code scanned offline before its key's
+        # retirement and sent afterwards is still good (verify checks the retirement against
+        # the scan's time).
+        self.keys = health_keys.public_keys(db_session=self.db, now=self.now - OFFLINE_WINDOW)
+        if self.cache is not None:
+            self.cache.keys = (time.monotonic() + self.cache.ttl, self.keys)
 
     def site(self, rnd: RoundSeen, code: str, row: int) -> _SiteInRound | FieldProblem:
         key = (rnd.id, code)
@@ -303,11 +338,14 @@ def _parse_time(value: str | datetime) -> datetime | None:
     return moment
 
 
-def _person_key(raw: str, row: int) -> tuple[str | None, str | None] | FieldProblem:
-    """(token, None) or (None, id_hash) for a person code; a problem if it is neither."""
+def _person_key(raw: str, row: int) -> tuple[str | None, str | None] | str | FieldProblem:
+    """(token, None) or (None, id_hash) for a person code; the payload itself (a ``str``) for a
+    signed personal code, checked once the scan's time is known; a problem if it is neither."""
     value = raw.strip()
     if TOKEN_RE.match(value):
         return value, None
+    if value.startswith(signing.PREFIX):
+        return value
     if len(value) == 18 and value[:17].isdigit():
         try:
             parsed = parse_resident_id(value, today=clock.today())
@@ -340,6 +378,11 @@ def check_row(ctx: ScanContext, scan: RawScan) -> tuple[Any, ...] | FieldProblem
         return FieldProblem("scanned_at", "scan.in_future", {}, scan.row)
     if moment < rnd.starts_at:
         return FieldProblem("scanned_at", "scan.before_round", {}, scan.row)
+    if isinstance(person, str):
+        signed = ctx.code_person(person, moment, scan.row)
+        if isinstance(signed, FieldProblem):
+            return signed
+        person = (signed, None)
     kind = (scan.kind or TubeKind.pooled.value).strip().lower()
     if kind not in TubeKind.__members__:
         return FieldProblem("kind", "scan.bad_kind", {"value": kind}, scan.row)
