@@ -319,9 +319,29 @@ def test_a_round_closed_while_the_live_cache_holds_it_is_refused_from_the_next_g
     assert live(db, cache, "live-1", scans(rnd, site, "TD00000001", people[:2])).accepted == 2
     assert cache.round(rnd.code) is not None  # the round is now known to the writer
     testing_service.close_round(db_session=db, principal=system_principal(), ref=rnd.code)
-    report = live(db, cache, "live-2", scans(rnd, site, "TD00000002", people[2:4]))
+    after = NOW + timedelta(minutes=1)
+    report = live(db, cache, "live-2", scans(rnd, site, "TD00000002", people[2:4], at=after))
     assert report.accepted == 0
     assert {(p.field, p.reason) for p in report.problems} == {("round", "scan.round_closed")}
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_scans_made_offline_before_the_round_closed_still_land(db, setup, cached):
+    rnd, site, people = setup
+    testing_service.close_round(db_session=db, principal=system_principal(), ref=rnd.code)
+    cache = ingest.SiteCache() if cached else None
+    if cache is not None:
+        live(db, cache, "warm", scans(rnd, site, "TD00000005", people[:1]))  # cached as closed
+    early = START + timedelta(hours=2)  # before the close at NOW, sent after it
+    late = NOW + timedelta(minutes=2)
+    batch = scans(rnd, site, "TD00000006", people[1:3], at=early) + scans(
+        rnd, site, "TD00000007", people[3:4], start_row=3, at=late
+    )
+    report = live(db, cache, "offline", batch)
+    assert report.accepted == 2
+    assert [(p.row, p.field, p.reason) for p in report.problems] == [
+        (3, "round", "scan.round_closed")
+    ]
 
 
 def test_a_rolled_back_group_leaves_the_next_one_working(db, setup):

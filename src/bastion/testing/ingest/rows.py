@@ -182,7 +182,7 @@ class SiteCache:
 
 _T = TypeVar("_T")
 
-_ROUND_STATUS = select(Round.status).where(Round.id == bindparam("id"))
+_ROUND_STATUS = select(Round.status, Round.closed_at).where(Round.id == bindparam("id"))
 
 
 def _direct(fn: Callable[[], _T]) -> _T:
@@ -205,6 +205,8 @@ class ScanContext:
         self.cache = cache
         self.call = call
         self.rounds: dict[str, RoundSeen | FieldProblem] = {}
+        #: When a closed round met in this batch was closed: scans made before still count.
+        self.closed_at: dict[int, datetime] = {}
         self.sites: dict[tuple[int, str], _SiteInRound | FieldProblem] = {}
         self.keys: dict[str, signing.PublicKey] | None = None
         self.now = clock.now()
@@ -224,8 +226,11 @@ class ScanContext:
         # same round in every group; loading it whole each time was a tenth of its CPU).
         seen = self.cache.round(ref) if self.cache is not None and ref != "latest" else None
         status: str | None = None
+        closed_at: datetime | None = None
         if seen is not None:
-            status = self.db.connection().execute(_ROUND_STATUS, {"id": seen.id}).scalar()
+            row = self.db.connection().execute(_ROUND_STATUS, {"id": seen.id}).first()
+            if row is not None:
+                status, closed_at = row
         if seen is None or status is None:
             try:
                 rnd = testing_service.get_round(
@@ -235,7 +240,7 @@ class ScanContext:
                 self.rounds[ref] = FieldProblem("round", "scan.unknown_round", {"value": ref})
                 return
             seen = RoundSeen(rnd.id, rnd.region_code, rnd.starts_at, rnd.deadline_at)
-            status = rnd.status
+            status, closed_at = rnd.status, rnd.closed_at
             if self.cache is not None and ref != "latest":
                 self.cache.put_round(ref, seen)
         elif not (
@@ -245,6 +250,11 @@ class ScanContext:
         ):
             self.rounds[ref] = FieldProblem("round", "scan.unknown_round", {"value": ref})
             return
+        if status == "closed" and closed_at is not None:
+            # Scanners work offline for hours: what was scanned before the round closed is
+            # judged like any other scan (check_row refuses what was scanned after).
+            self.closed_at[seen.id] = closed_at
+            status = "open"
         self.rounds[ref] = (
             seen if status == "open" else FieldProblem("round", "scan.round_closed", {"value": ref})
         )
@@ -378,6 +388,9 @@ def check_row(ctx: ScanContext, scan: RawScan) -> tuple[Any, ...] | FieldProblem
         return FieldProblem("scanned_at", "scan.in_future", {}, scan.row)
     if moment < rnd.starts_at:
         return FieldProblem("scanned_at", "scan.before_round", {}, scan.row)
+    closed_at = ctx.closed_at.get(rnd.id)
+    if closed_at is not None and moment > closed_at:
+        return FieldProblem("round", "scan.round_closed", {"value": str(scan.round)[:40]}, scan.row)
     if isinstance(person, str):
         signed = ctx.code_person(person, moment, scan.row)
         if isinstance(signed, FieldProblem):
