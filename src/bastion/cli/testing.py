@@ -158,3 +158,7 @@ testing_coverage.register(testing_app)
 from bastion.cli import testing_scans  # noqa: E402 - needs testing_app defined above
 
 testing_scans.register(testing_app)
+
+from bastion.cli import testing_transport  # noqa: E402 - needs testing_app defined above
+
+testing_transport.register(testing_app)

@@ -585,6 +585,13 @@ MATRIX: list[Endpoint] = [
         outside=404,
     ),
     Endpoint(
+        "GET",
+        "/api/v1/rounds/{ref}/transport-delays",
+        Perm.testing_read,
+        lambda db, r, w: Req("GET", f"/api/v1/rounds/{_round(db, w).code}/transport-delays"),
+        outside=404,
+    ),
+    Endpoint(
         "POST",
         "/api/v1/results",
         Perm.results_write,

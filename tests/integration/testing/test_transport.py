@@ -448,3 +448,119 @@ def test_bad_box_requests_get_problem_responses_naming_the_field(
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert field in [e["field"] for e in response.json()["errors"]]
+
+
+# Transport delays --------------------------------------------------------------------------
+
+
+def test_transport_delays_list_unboxed_tubes_and_late_boxes_oldest_first(db, world, principal):
+    rnd, site, lab, _ = world  # three tubes sampled at START + 1 h, nine hours ago
+    fresh = tf.sampled(db, rnd, site, ["TB10000009"], at=NOW - timedelta(minutes=30))
+    assert fresh
+    tf.packed(db, rnd, site, "box-0101", TUBES[:1], at=NOW - timedelta(hours=5))
+    tf.packed(db, rnd, site, "box-0102", TUBES[1:2], at=NOW - timedelta(hours=7))
+    with clock.frozen(NOW - timedelta(hours=6)):
+        transport.pick_up_box(
+            db_session=db, principal=system_principal(), code="BOX-0102", tubes_counted=1
+        )
+    reader = principal("commander")
+    found = transport.transport_delays(db_session=db, principal=reader, ref=rnd.code)
+    # One tube of the first three is still in no box; the fresh one is not late yet.
+    assert [(u.site, u.tubes, u.oldest_scan_at) for u in found.unboxed] == [
+        (site.code, 1, tube(db, TUBES[2]).first_scan_at)
+    ]
+    assert [(b.code, b.state, b.hours) for b in found.late_boxes] == [
+        ("BOX-0102", "in_transit", 6.0),  # on the road since six hours ago
+        ("BOX-0101", "packed", 5.0),  # waiting for its courier for five
+    ]
+    # Looser thresholds: nothing is late.
+    relaxed = transport.transport_delays(
+        db_session=db,
+        principal=reader,
+        ref=rnd.code,
+        unboxed_hours=12,
+        waiting_hours=6,
+        on_road_hours=8,
+    )
+    assert (relaxed.unboxed, relaxed.late_boxes) == ([], [])
+    # A received box is no longer late.
+    transport.receive_box(
+        db_session=db,
+        principal=principal("lab"),
+        code="BOX-0102",
+        lab_code=lab.code,
+        tubes_counted=1,
+    )
+    again = transport.transport_delays(db_session=db, principal=reader, ref=rnd.code)
+    assert [b.code for b in again.late_boxes] == ["BOX-0101"]
+
+
+def test_transport_delays_refuse_bad_thresholds_and_hide_other_regions(db, world, principal):
+    rnd, *_ = world
+    with pytest.raises(InvalidInput) as err:
+        transport.transport_delays(
+            db_session=db, principal=principal("commander"), ref=rnd.code, waiting_hours=0
+        )
+    assert problems_of(err) == [("waiting_hours", "field.out_of_range")]
+    with pytest.raises(NotFound):
+        transport.transport_delays(
+            db_session=db, principal=principal("commander", "out"), ref=rnd.code
+        )
+
+
+def test_transport_delays_through_the_api(client, db, world, headers):
+    rnd, site, *_ = world
+    tf.packed(db, rnd, site, "box-0201", TUBES, at=NOW - timedelta(hours=3))
+    answer = client.get(f"/api/v1/rounds/{rnd.code}/transport-delays", headers=headers("commander"))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["round"], body["unboxed_tubes"], body["unboxed"]) == (rnd.code, 0, [])
+    assert [(b["code"], b["state"], b["hours"]) for b in body["late_boxes"]] == [
+        ("BOX-0201", "packed", 3.0)
+    ]
+    refused = client.get(
+        f"/api/v1/rounds/{rnd.code}/transport-delays",
+        params={"on_road_hours": "1000"},
+        headers=headers("commander"),
+    )
+    assert refused.status_code == 422
+    assert "on_road_hours" in refused.text
+
+
+def test_transport_delays_on_the_command_line(cli_env, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bastion.cli.main import app
+    from bastion.core.db import transaction
+    from bastion.regions import service as region_service
+    from bastion.regions.models import Region
+    from tests.support.world import NANGUAN_COMMUNITY, NANGUAN_GRID, NANGUAN_STREET
+
+    monkeypatch.setenv("COLUMNS", "200")  # Rich reads it when it prints
+    with transaction() as session:
+        region_service.load_base_regions(db_session=session)
+        for code, parent, level in (
+            (NANGUAN_STREET, "220102", "street"),
+            (NANGUAN_COMMUNITY, NANGUAN_STREET, "community"),
+            (NANGUAN_GRID, NANGUAN_COMMUNITY, "grid"),
+        ):
+            session.add(
+                Region(code=code, parent_code=parent, level=level, name_zh=code, name_en=code)
+            )
+        session.flush()
+        rnd = factories.round_(session, code="R-CLI-T", starts_at=START)
+        site = factories.site(session)
+        tf.sampled(session, rnd, site, TUBES)
+        tf.packed(session, rnd, site, "box-0301", TUBES[:2], at=NOW - timedelta(hours=3))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["testing", "transport-delays", "R-CLI-T"])
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert "BOX-0301" in text
+    assert "waiting" in text
+    assert "1 tubes in no box, 1 late boxes" in text
+    refused = runner.invoke(
+        app, ["testing", "transport-delays", "R-CLI-T", "--waiting-hours", "-1"]
+    )
+    assert refused.exit_code == 1
+    assert "waiting_hours" in refused.output

@@ -20,6 +20,7 @@ from bastion.core.i18n import Language
 from bastion.testing import flows, results, transport
 from bastion.testing import labs as lab_figures
 from bastion.testing.results.conflicts import ResolvedConflict
+from bastion.testing.transport import delays
 
 router = APIRouter(tags=["transport and labs"])
 
@@ -168,6 +169,64 @@ def read_box(
 ) -> BoxOut:
     """A box, its hand-overs and its reconciliation."""
     return box_out(transport.get_box(db_session=session, principal=principal, code=code))
+
+
+class UnboxedOut(BaseModel):
+    site: str
+    region_code: str
+    tubes: int
+    oldest_scan_at: datetime
+
+
+class LateBoxOut(BaseModel):
+    code: str
+    state: str
+    site: str
+    lab: str | None
+    region_code: str
+    declared_tubes: int
+    since: datetime
+    hours: float
+
+
+class DelaysOut(BaseModel):
+    round: str
+    at: datetime
+    unboxed_tubes: int
+    unboxed: list[UnboxedOut]
+    late_boxes: list[LateBoxOut]
+
+
+Hours = Annotated[float | None, Query(gt=0, le=delays.MAX_HOURS)]
+
+
+@router.get("/rounds/{ref}/transport-delays", response_model=DelaysOut)
+def transport_delays(
+    ref: Annotated[str, Path(max_length=64)],
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    unboxed_hours: Hours = None,
+    waiting_hours: Hours = None,
+    on_road_hours: Hours = None,
+) -> DelaysOut:
+    """Transport delays of a round in the user's subtree (转运延误): per site, tubes sampled
+    before ``unboxed_hours`` (default 2) still in no box; boxes packed and not picked up after
+    ``waiting_hours`` (2), and on the road without receipt after ``on_road_hours`` (4)."""
+    found = delays.transport_delays(
+        db_session=session,
+        principal=principal,
+        ref=ref,
+        unboxed_hours=unboxed_hours,
+        waiting_hours=waiting_hours,
+        on_road_hours=on_road_hours,
+    )
+    return DelaysOut(
+        round=found.round_code,
+        at=found.at,
+        unboxed_tubes=found.unboxed_tubes,
+        unboxed=[UnboxedOut(**vars(u)) for u in found.unboxed],
+        late_boxes=[LateBoxOut(**vars(b)) for b in found.late_boxes],
+    )
 
 
 # Results -----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ The chain of custody, as decided for issue #3:
 
 from __future__ import annotations
 
+from bastion.testing.transport.delays import Delays, LateBox, UnboxedAtSite, transport_delays
 from bastion.testing.transport.handovers import pick_up_box, receive_box
 from bastion.testing.transport.inputs import (
     BOX_CODE_RE,
@@ -51,12 +52,16 @@ __all__ = [
     "PICKED_UP",
     "RECEIVED",
     "BoxView",
+    "Delays",
     "HandOver",
+    "LateBox",
     "Mismatch",
+    "UnboxedAtSite",
     "box_view",
     "get_box",
     "pack_box",
     "pick_up_box",
     "receive_box",
     "reconcile",
+    "transport_delays",
 ]
