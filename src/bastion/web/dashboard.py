@@ -22,7 +22,7 @@ from bastion.api.errors import request_language
 from bastion.core.auth import Perm, Principal
 from bastion.core.i18n import Language, t
 from bastion.regions import service as region_service
-from bastion.testing import coverage
+from bastion.testing import coverage, transport
 from bastion.testing import labs as lab_figures
 from bastion.testing import service as testing_service
 from bastion.web.common import Viewer, WebRoute, render
@@ -128,6 +128,18 @@ def dashboard_view(
         scale=top,
         mark=1.0,
     )
+    delays = None
+    if view is not None:
+        found = transport.transport_delays(
+            db_session=session, principal=principal, ref=str(view.round_id)
+        )
+        # The region drilled into: its sites' tubes and boxes only.
+        inside = region_service.scope_of(db_session=session, code=here)
+        delays = {
+            "unboxed": [u for u in found.unboxed if inside.contains(u.region_code)],
+            "boxes": [b for b in found.late_boxes if inside.contains(b.region_code)],
+        }
+        delays["tubes"] = sum(u.tubes for u in delays["unboxed"])
     panels = []
     for slot in SLOTS:
         panel = PANELS.get(slot)
@@ -145,6 +157,7 @@ def dashboard_view(
         "coverage_chart": coverage_chart,
         "labs": labs,
         "lab_chart": lab_chart,
+        "delays": delays,
         "panels": panels,
         "pct": _pct,
     }

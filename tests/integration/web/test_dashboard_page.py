@@ -66,3 +66,27 @@ def test_a_sampler_may_not_open_the_dashboard(client, scene):
     response = client.get("/dashboard")
     assert response.status_code == 403
     assert "R-WEB-1" not in response.text
+
+
+def test_transport_delays_are_shown_for_the_region_in_view(client, db, scene):
+    sampled_at = tf.SAMPLED_AT
+    tf.sampled(db, scene.round, scene.site, ["TW00000011", "TW00000012"], at=sampled_at)
+    tf.sampled(db, scene.round, scene.jilin_site, ["TW00000013"], at=sampled_at)
+    tf.packed(db, scene.round, scene.site, "box-0401", ["TW00000011"], at=sampled_at)
+    db.commit()
+    with clock.frozen(sampled_at + timedelta(hours=5)):
+        login(client, "commander_in")
+        card = main_of(client.get("/dashboard").text).split('id="transport-delays"', 1)[1]
+        card = card.split("</section>", 1)[0]
+        # Changchun's site: one tube in no box, one box waiting for a courier for five hours.
+        assert "SITE-CC" in card
+        assert "BOX-0401" in card
+        assert "待取件" in card
+        assert "SITE-JL" not in card  # Jilin City's site is not the commander's
+        elsewhere = client.get(f"/dashboard?round={scene.round.id}&region=220104")
+        other = main_of(elsewhere.text).split('id="transport-delays"', 1)[1]
+        assert "BOX-0401" not in other.split("</section>", 1)[0]
+    with clock.frozen(sampled_at + timedelta(minutes=30)):  # nothing late yet
+        login(client, "commander_in")
+        on_time = main_of(client.get("/dashboard").text).split('id="transport-delays"', 1)[1]
+    assert "无超时的采样管或转运箱" in on_time.split("</section>", 1)[0]
