@@ -174,7 +174,7 @@ def _people_by_id_number(
     audit_service.record(
         db_session=db_session,
         actor=principal,
-        action="person.lookup_batch",
+        action="person.lookup",
         target_type="person",
         target_id="",
         region_code=None,

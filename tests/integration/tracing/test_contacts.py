@@ -241,6 +241,6 @@ def test_investigators_name_the_exposed_by_id_number_and_the_lookup_is_audited(d
         (5, "person_id", "exposure.one_person"),
     ]
     entries = db.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars().all()[before:]
-    [lookup] = [e for e in entries if e.action == "person.lookup_batch"]
+    [lookup] = [e for e in entries if e.action == "person.lookup"]
     assert json.loads(lookup.details) == {"purpose": "exposures", "numbers": 2, "found": 1}
     assert number not in lookup.details  # the numbers themselves are never written
