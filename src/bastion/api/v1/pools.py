@@ -66,7 +66,8 @@ class HoldRead(BaseModel):
     members: int
     created_at: datetime
     closed_at: datetime | None
-    #: confirmed (a member retested positive) or reversed (all negative), once closed.
+    #: confirmed (a member retested positive), reversed (all negative) or withdrawn (the
+    #: pool's positive was taken back by a conflict resolution), once closed.
     outcome: str | None
     #: The members' tasks counted by state (pending, sampled, negative, positive).
     tasks: dict[str, int]

@@ -18,13 +18,14 @@ Decisions (issue #3):
 
 - A result is accepted only from the lab that received the tube. A tube with no receipt yet
   (it was missing from its lab's receipt scan) is received from the result row itself when the
-  row carries ``received_at`` and the lab is the one that received the tube's box; from any
-  other lab, or for a tube whose box no lab has received, the row is refused ("not received").
+  row carries ``received_at`` and the lab is the one that received the tube's box. A row from
+  any other lab is refused ("wrong lab"); one for a tube whose box no lab has received, or
+  without ``received_at`` when the tube has no receipt, is refused ("not received").
   When the tube already has a receipt, the box scan's time is authoritative and the row's
   ``received_at`` is only checked for form.
 - Times must run sampling → receipt → test → upload; the test time may run ahead of the
   server's clock by :data:`CLOCK_SKEW` (lab instruments' clocks drift), never more.
-- A second result equal to the one on record (same result, same Ct values to 0.01; the test
+- A second result equal to the one on record (same result, same Ct values to within 0.005; the test
   time is not compared) is "unchanged", so a re-uploaded file changes nothing. A different one
   becomes a :class:`~bastion.testing.models.ResultConflict` for a person to resolve, never an
   overwrite; the same contradicting value sent again is unchanged too (one conflict per value).
