@@ -204,6 +204,9 @@ def test_a_resident_reports_through_the_api_and_a_resend_changes_nothing(client,
     assert not again.json()["created"]
     mine = client.get("/api/v1/antigen-reports/mine", headers=h)
     assert [r["id"] for r in mine.json()] == [first.json()["id"]]
+    [listed] = mine.json()
+    assert listed["created"] is False
+    assert listed["task"]["id"] == first.json()["task"]["id"]  # the PCR task it set
     tasks = client.get("/api/v1/retests/mine", headers=h).json()
     assert [t["reason"] for t in tasks] == ["antigen"]
 

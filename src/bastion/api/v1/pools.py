@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from bastion.api.deps import CurrentPrincipal, SessionDep
 from bastion.core import clock
@@ -261,8 +262,13 @@ def post_antigen_report(
 
 @router.get("/antigen-reports/mine", response_model=list[AntigenRead])
 def my_antigen_reports(session: SessionDep, principal: CurrentPrincipal) -> list[AntigenRead]:
-    """The caller's own antigen reports, newest first."""
-    return [
-        _antigen_out(r, None, True)
-        for r in antigen.my_reports(db_session=session, principal=principal)
-    ]
+    """The caller's own antigen reports, newest first, each with the PCR task a positive one
+    set (``created`` is false: listing creates nothing)."""
+    reports = antigen.my_reports(db_session=session, principal=principal)
+    tasks = {
+        t.antigen_id: t
+        for t in session.execute(
+            select(RetestTask).where(RetestTask.antigen_id.in_([r.id for r in reports]))
+        ).scalars()
+    }
+    return [_antigen_out(r, tasks.get(r.id), False) for r in reports]
