@@ -135,11 +135,12 @@ def dashboard_view(
         )
         # The region drilled into: its sites' tubes and boxes only.
         inside = region_service.scope_of(db_session=session, code=here)
+        unboxed = [u for u in found.unboxed if inside.contains(u.region_code)]
         delays = {
-            "unboxed": [u for u in found.unboxed if inside.contains(u.region_code)],
+            "unboxed": unboxed,
             "boxes": [b for b in found.late_boxes if inside.contains(b.region_code)],
+            "tubes": sum(u.tubes for u in unboxed),
         }
-        delays["tubes"] = sum(u.tubes for u in delays["unboxed"])
     panels = []
     for slot in SLOTS:
         panel = PANELS.get(slot)
