@@ -2,7 +2,9 @@
 monitoring and transfer home that follow. Reading placements and recording tests is in
 :mod:`bastion.isolation.placements` (re-exported here: other domains import this module); the
 batch paths in :mod:`bastion.isolation.results` (a day's test results) and
-:mod:`bastion.isolation.releases` (releases of many placements), re-exported too.
+:mod:`bastion.isolation.releases` (releases of many placements, and ``end_for_cases``: the
+placements of cases closed in tracing), re-exported too. A case's placement follows its case:
+isolation does not release it while the case is open (only by authorised override).
 
 Sites are in :mod:`bastion.isolation.sites`, transfers in :mod:`bastion.isolation.transfers`,
 zone lifting checks in :mod:`bastion.isolation.zones`, figures in :mod:`bastion.isolation.figures`.
@@ -42,7 +44,16 @@ from bastion.isolation.placements import (
     record_test,
     tests_of,
 )
-from bastion.isolation.releases import ReleaseReport, release_due, release_many
+from bastion.isolation.releases import (
+    CaseClosure,
+    ReleaseReport,
+    case_code,
+    case_open_problem,
+    end_for_cases,
+    open_cases,
+    release_due,
+    release_many,
+)
 from bastion.isolation.results import TestBatchReport, TestItem, record_tests
 from bastion.protocols import service as protocol_service
 from bastion.protocols.profiles import Profile, get_profile
@@ -323,7 +334,11 @@ def release(
     reason; audited) is given; a positive test is never overridden. A contact whose profile has
     home monitoring moves into it (a ``home_monitoring`` placement, pending until the transfer
     home arrives); someone at a site gets a transfer task home. Also refuses a release date in
-    the future or before the placement began."""
+    the future or before the placement began.
+
+    A case's placement (treatment) is refused while the case is open, naming the case: it
+    ends when tracing closes the case (:func:`end_for_cases`); only an authorised override
+    releases it before."""
     if not principal.can(Perm.isolation_write) and not (
         (override_reason or "").strip() and principal.can(OVERRIDE_PERM)
     ):
@@ -339,7 +354,14 @@ def release(
         raise InvalidTransition("placement.not_active", status=placement.status)
     blockers = blockers_of(db_session, placement, day)
     reason = (override_reason or "").strip()
-    if blockers:
+    # A case's treatment ends when tracing closes the case (discharge, release from
+    # observation, death: tracing.service.close_case ends the placement itself); before that,
+    # only by authorised override (see docs/isolation.md).
+    case_open = placement.source_type == "case" and bool(
+        open_cases(db_session, [placement.source_id])
+    )
+    overridden = bool(blockers) or case_open
+    if overridden:
         problems = [
             FieldProblem(
                 "release",
@@ -348,7 +370,13 @@ def release(
             )
             for b in blockers
         ]
+        if case_open:
+            problems.insert(0, case_open_problem(placement.source_id))
         if not reason:
+            if case_open:
+                raise InvalidTransition(
+                    "placement.case_open", case=case_code(placement.source_id), problems=problems
+                )
             raise InvalidTransition("placement.release_refused", problems=problems)
         if not principal.can(OVERRIDE_PERM):
             raise Forbidden("override.not_authorised", permission=OVERRIDE_PERM.value)
@@ -357,7 +385,7 @@ def release(
     placement.status = PlacementStatus.released
     placement.released_on = day
     placement.released_by = principal.user_id
-    placement.override_reason = reason if blockers else None
+    placement.override_reason = reason if overridden else None
     db_session.flush()
     monitoring = _start_monitoring(db_session, placement, day)
     transfer = _transfer_home(db_session, placement, monitoring)
@@ -372,8 +400,8 @@ def release(
         region_code=placement.region_code,
         details={
             "on": day.isoformat(),
-            "override": reason if blockers else None,
-            "overridden": [b.kind for b in blockers],
+            "override": reason if overridden else None,
+            "overridden": [b.kind for b in blockers] + (["case_open"] if case_open else []),
         },
     )
     return Released(placement, monitoring, transfer)
@@ -442,6 +470,7 @@ def _transfer_home(
 
 
 __all__ = [
+    "CaseClosure",
     "PlacementNeed",
     "PlacementReport",
     "ReleaseReport",
@@ -450,6 +479,7 @@ __all__ = [
     "TestItem",
     "blockers_of",
     "due_tests",
+    "end_for_cases",
     "get",
     "insert_tests",
     "list_placements",

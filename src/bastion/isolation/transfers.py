@@ -1,6 +1,11 @@
 """Transfers (转运): tasks appear when a person must move; batches carry them with a vehicle and
 an escort, pending → dispatched → arrived, or failed with a reason. Assignment to a site never
-overbooks it. Daily closure (日清日结): a task still open from before today is red."""
+overbooks it. Daily closure (日清日结): a task still open from before today is red.
+
+A task is cancelled (with its reason in ``failure_reason``) when the move is no longer needed:
+its person became a case (:func:`bastion.isolation.service.place_needs`), or their case was
+closed before they moved, or they died (:func:`bastion.isolation.service.end_for_cases`). A
+cancelled task is finished: it is never batched, and a batch it was in moves on without it."""
 
 from __future__ import annotations
 
@@ -242,7 +247,9 @@ def _move(
         batch.finished_at = now
     if reason is not None:
         batch.failure_reason = reason
-    tasks = tasks_of(db_session, batch.id)
+    # A task cancelled while in the batch (its person's case was closed, or they became a
+    # case) stays cancelled: the vehicle's progress no longer concerns it.
+    tasks = [t for t in tasks_of(db_session, batch.id) if t.status != TransferStatus.cancelled]
     for task in tasks:
         task.status = to
         if to == "arrived":

@@ -65,6 +65,10 @@ class Profile:
     discharge_tests: int
     discharge_ct: float
     notes: tuple[str, ...] = field(default=())
+    #: Days of home health monitoring after a case's discharge or release from observation
+    #: (0: none), and the days of that period with a PCR test.
+    discharge_monitoring_days: int = 0
+    discharge_monitoring_test_days: tuple[int, ...] = ()
 
     def rule(self, level: ContactLevel | str) -> ContactRule:
         return self.close if ContactLevel(level) is ContactLevel.close else self.secondary
@@ -136,6 +140,9 @@ PROFILES: MappingProxyType[str, Profile] = MappingProxyType(
             ),
             discharge_tests=2,
             discharge_ct=35.0,
+            # 9th edition: 7 days of home health monitoring after discharge, tests on 3 and 7.
+            discharge_monitoring_days=7,
+            discharge_monitoring_test_days=(3, 7),
         ),
         "national-2022-11": Profile(
             key="national-2022-11",
@@ -165,6 +172,9 @@ PROFILES: MappingProxyType[str, Profile] = MappingProxyType(
             ),
             discharge_tests=2,
             discharge_ct=35.0,
+            # 9th edition: 7 days of home health monitoring after discharge, tests on 3 and 7.
+            discharge_monitoring_days=7,
+            discharge_monitoring_test_days=(3, 7),
         ),
     }
 )

@@ -16,6 +16,7 @@ from bastion.core import clock
 from bastion.core.auth import Perm, Principal
 from bastion.core.db import bulk_insert
 from bastion.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from bastion.isolation import service as isolation_service
 from bastion.regions.models import Region
 from bastion.registry import service as registry_service
 from bastion.registry.models import Person
@@ -232,7 +233,15 @@ def close_case(
 ) -> Case:
     """Discharge (confirmed), release from observation (asymptomatic) or death, on ``day``.
     Refuses a closed case, the wrong action for the classification, a future day and a day
-    before the report."""
+    before the report.
+
+    The person's isolation follows, in the same transaction
+    (:func:`bastion.isolation.service.end_for_cases`): on discharge or release the case's
+    active placement is released on ``day`` and a pending one cancelled with its transfer,
+    then the home health monitoring the profile in force prescribes after discharge and a
+    transfer home for someone who was at a site; on death every open placement and transfer
+    task of the person ends (no monitoring, no transfer home). What was done is audited as
+    ``placement.release`` next to ``case.close``."""
     case = _writable(db_session, principal, ref)
     day = day or clock.today()
     classify.check_not_future("day", day, clock.today())
@@ -253,6 +262,13 @@ def close_case(
         target_id=case.id,
         region_code=case.region_code,
         details={"status": case.status, "closed_on": day.isoformat()},
+    )
+    isolation_service.end_for_cases(
+        db_session=db_session,
+        principal=principal,
+        case_ids=[case.id],
+        outcome=case.status,
+        day=day,
     )
     return case
 
