@@ -60,7 +60,11 @@ def create_round(*, db_session: Session, principal: Principal, data: RoundCreate
     region_service.get_or_404(db_session=db_session, code=data.region_code)
     principal.require_region(data.region_code)
     if db_session.execute(select(Round.id).where(Round.code == data.code)).first():
-        raise Conflict("round.code_taken", code=data.code)
+        raise Conflict(
+            "round.code_taken",
+            code=data.code,
+            problems=[FieldProblem("code", "round.code_taken", {"code": data.code})],
+        )
     rnd = Round(
         code=data.code,
         name=data.name.strip(),
@@ -183,8 +187,10 @@ def planned_capacity(*, db_session: Session, rnd: Round, region_code: str, on: d
 
 
 def create_site(*, db_session: Session, principal: Principal, data: SiteCreate) -> Site:
-    """Register a sampling site and the grids it serves. Refuses grids outside the site's
-    region or the user's subtree, non-positive capacity, closing before opening."""
+    """Register a sampling site and the grids it serves. Refuses (naming the field) a malformed
+    code, an unknown region or grid, grids outside the site's region (``grids``), non-positive
+    capacity or teams, closing before opening, and a code already used; a region or grid
+    outside the user's subtree is forbidden."""
     principal.require(Perm.sites_manage)
     problems: list[FieldProblem] = []
     _check_code("code", data.code, problems)
@@ -196,20 +202,36 @@ def create_site(*, db_session: Session, principal: Principal, data: SiteCreate) 
         problems.append(FieldProblem("teams", "field.must_be_positive"))
     if data.closes_at <= data.opens_at:
         problems.append(FieldProblem("closes_at", "site.closes_before_opening"))
-    if region_service.get(db_session=db_session, code=data.region_code) is None:
+    site_region = region_service.get(db_session=db_session, code=data.region_code)
+    if site_region is None:
         problems.append(
             FieldProblem("region_code", "error.region_unknown", {"region": data.region_code})
         )
+    within = (
+        region_service.scope_of(db_session=db_session, code=data.region_code)
+        if site_region is not None
+        else None
+    )
     for grid in data.grids:
         if region_service.get(db_session=db_session, code=grid) is None:
             problems.append(FieldProblem("grids", "error.region_unknown", {"region": grid}))
+        elif within is not None and not within.contains(grid):
+            problems.append(
+                FieldProblem(
+                    "grids", "site.grid_outside_region", {"grid": grid, "region": data.region_code}
+                )
+            )
     if problems:
         raise InvalidInput(problems=problems)
     principal.require_region(data.region_code)
     for grid in data.grids:
         principal.require_region(grid)
     if db_session.execute(select(Site.id).where(Site.code == data.code)).first():
-        raise Conflict("site.code_taken", code=data.code)
+        raise Conflict(
+            "site.code_taken",
+            code=data.code,
+            problems=[FieldProblem("code", "site.code_taken", {"code": data.code})],
+        )
     site = Site(
         code=data.code,
         name=data.name.strip(),
@@ -252,7 +274,11 @@ def create_lab(*, db_session: Session, principal: Principal, data: LabCreate) ->
         raise InvalidInput(problems=problems)
     principal.require_region(data.region_code)
     if db_session.execute(select(Lab.id).where(Lab.code == data.code)).first():
-        raise Conflict("lab.code_taken", code=data.code)
+        raise Conflict(
+            "lab.code_taken",
+            code=data.code,
+            problems=[FieldProblem("code", "lab.code_taken", {"code": data.code})],
+        )
     lab = Lab(
         code=data.code,
         name=data.name.strip(),

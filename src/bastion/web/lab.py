@@ -1,6 +1,13 @@
 """Lab pages: today's figures, box receipt (the boxes page's form), result upload (CSV or XLSX)
 with its row-by-row report, and result conflicts (listed for the lab; resolved by command staff
-holding labs.manage), through the same services as ``/api/v1/results``."""
+holding labs.manage), through the same services as ``/api/v1/results``.
+
+An upload runs the whole results flow (:mod:`bastion.testing.flows`), as the API's does: the
+results land, positive pools are held, cases are opened for positive retests and single tubes,
+their contacts traced and placed, and the health codes of everyone touched recomputed — all in
+one savepoint of the request's transaction, which commits it with the page: an error that stops
+the upload undoes all of it (and nothing else), while refused rows are reported row by row and
+the good rows land, as through the API."""
 
 from __future__ import annotations
 
@@ -19,8 +26,8 @@ from bastion.core.config import get_settings
 from bastion.core.errors import BastionError, TooLarge
 from bastion.core.filereader import read_table
 from bastion.core.i18n import Language, t
+from bastion.testing import flows, results
 from bastion.testing import labs as lab_figures
-from bastion.testing import results
 from bastion.testing.results.rows import COLUMNS, REQUIRED
 from bastion.web.common import Viewer, WebRoute, check_csrf, render
 from bastion.web.forms import Csrf, FormPage, in_savepoint, refused
@@ -71,7 +78,8 @@ def xlsx_rows(filename: str, data: bytes) -> Iterator[results.RawResult]:
 
 
 def upload(session: Session, principal: Principal, file: UploadFile) -> results.ResultReport:
-    """Record an uploaded results file: CSV streamed by the service, XLSX read here first."""
+    """Record an uploaded results file through the results flow (as ``/api/v1/results`` and
+    ``/api/v1/results/file`` do): CSV streamed by the service, XLSX read here first."""
     principal.require(Perm.results_write)
     limit = get_settings().max_upload_bytes
     name = (file.filename or "").lower()
@@ -79,14 +87,14 @@ def upload(session: Session, principal: Principal, file: UploadFile) -> results.
         data = file.file.read(limit + 1)
         if len(data) > limit:
             raise TooLarge()
-        return results.upload_results(
+        return flows.upload_results(
             db_session=session, principal=principal, rows=xlsx_rows(name, data)
         )
     file.file.seek(0, 2)
     if file.file.tell() > limit:
         raise TooLarge()
     file.file.seek(0)
-    return results.import_results_file(db_session=session, principal=principal, binary=file.file)
+    return flows.import_results_file(db_session=session, principal=principal, binary=file.file)
 
 
 def report_lines(report: results.ResultReport, lang: Language) -> list[dict[str, Any]]:

@@ -391,24 +391,25 @@ def test_capacity_is_never_a_reason_to_refuse(db):
     assert report.accepted == 4
 
 
-def test_each_chunk_hands_its_new_results_to_the_pool_workflow(db, world, monkeypatch):
+def test_each_chunk_hands_its_new_results_to_the_pool_workflow(db, world):
+    from bastion.testing.models import PoolHold
+
     _, _, lab, tubes = world
-    calls = []
-
-    def fake_process_results(*, db_session, principal, tube_ids):
-        calls.append(sorted(tube_ids))
-        return {"tubes": len(tube_ids)}
-
-    monkeypatch.setattr("bastion.testing.pools.process_results", fake_process_results)
-    tf.upload(db, [tf.row(lab, TUBES[0])])
+    tf.upload(db, [tf.row(lab, TUBES[0], "positive", ct_orf1ab=30.0)])
+    assert db.execute(select(func.count()).select_from(PoolHold)).scalar_one() == 1
     report = tf.upload(
         db,
-        [tf.row(lab, b, n=i + 1) for i, b in enumerate(TUBES)],
+        [tf.row(lab, b, "positive", n=i + 1, ct_orf1ab=30.0) for i, b in enumerate(TUBES)],
         chunk=2,
     )
-    ids = [tubes[b].id for b in TUBES]
-    assert calls == [[ids[0]], [ids[1]], sorted(ids[2:])]
-    assert report.pool_summaries == [{"tubes": 1}, {"tubes": 2}]
+    # Chunk 1 holds TUBES[0] (already held: unchanged, not handed on again) and TUBES[1];
+    # chunk 2 holds TUBES[2] and TUBES[3]. Each chunk's new results are held as it lands.
+    assert (report.accepted, report.unchanged) == (3, 1)
+    held = dict(db.execute(select(PoolHold.id, PoolHold.tube_id)).all())
+    assert sorted(held.values()) == sorted(tubes[b].id for b in TUBES)  # one hold per tube
+    per_chunk = [sorted(held[h] for h in s.hold_ids) for s in report.pool_summaries]
+    assert per_chunk == [[tubes[TUBES[1]].id], sorted(tubes[b].id for b in TUBES[2:])]
+    assert [(s.tubes, s.holds_created) for s in report.pool_summaries] == [(1, 1), (2, 2)]
 
 
 def test_a_positive_pool_is_held_by_the_pool_workflow(db):
@@ -570,6 +571,51 @@ def test_the_api_takes_a_csv_upload(client, headers, db, world):
     assert (body["accepted"], body["refused"]) == (1, 1)
     assert body["problems"][0]["row"] == 3
     assert body["problems"][0]["field"] == "tube"
+
+
+@pytest.fixture
+def small_uploads(monkeypatch):
+    """Lower the upload limit to 1 KiB for the test, restoring it after."""
+    from bastion.core.config import get_settings
+
+    monkeypatch.setenv("BASTION_MAX_UPLOAD_BYTES", "1024")
+    get_settings.cache_clear()
+    assert get_settings().max_upload_bytes == 1024
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    assert get_settings().max_upload_bytes > 1024
+
+
+def test_an_oversized_results_file_is_refused_with_413_and_nothing_lands(
+    small_uploads, client, headers, db, world
+):
+    t = TESTED.isoformat()
+    line = f"LAB-1,{TUBES[0]},negative,,,,{t}\n"
+    padding = "".join(f"LAB-1,{TUBES[1]},negative,,,,{t}\n" for _ in range(20))
+    big = (HEADER + line + padding).encode()
+    assert len(big) > 1024
+    response = client.post(
+        "/api/v1/results/file",
+        files={"file": ("results.csv", big, "text/csv")},
+        headers=headers("lab"),
+    )
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "error.too_large"
+    db.expire_all()
+    assert tube(db, TUBES[0]).result is None
+    assert tube(db, TUBES[1]).result is None
+    # The same first row alone is within the limit and lands.
+    small = client.post(
+        "/api/v1/results/file",
+        files={"file": ("results.csv", (HEADER + line).encode(), "text/csv")},
+        headers=headers("lab"),
+    )
+    assert small.status_code == 200, small.text
+    assert small.json()["accepted"] == 1
+    db.expire_all()
+    assert tube(db, TUBES[0]).result == "negative"
 
 
 def test_the_api_lists_and_resolves_conflicts(client, headers, db, world):
