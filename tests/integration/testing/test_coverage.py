@@ -699,3 +699,139 @@ def test_a_newcomer_registered_during_the_round_is_required_too(db):
     required, sampled, sampled_required = counters(db, rnd.id)[NANGUAN_GRID][:3]
     assert (required, sampled, sampled_required) == (3, 3, 3)
     assert counters(db, rnd.id) == rebuilt(db, rnd.id)[0]
+
+
+# People under isolation control or with an open case (ADR 0009) ----------------------------------
+
+
+def _isolate(db, person, destination):
+    """Place ``person`` as a close contact (centralised: pending, waiting for the transfer;
+    home: active at once) through the isolation service; returns the placement id."""
+    from bastion.isolation import service as isolation_service
+    from bastion.isolation.needs import PlacementNeed
+
+    report = isolation_service.place_needs(
+        db_session=db,
+        principal=system_principal(),
+        needs=[
+            PlacementNeed(
+                person_id=person.id,
+                region_code=person.region_code,
+                reason="close_contact",
+                source_type="contact",
+                source_id=900_000 + person.id,
+                destination=destination,
+                starts_on=START.date(),
+            )
+        ],
+    )
+    [placement_id] = report.placement_ids
+    assert placement_id is not None
+    return placement_id
+
+
+def _open_case(db, person):
+    from bastion.tracing import service as tracing_service
+    from bastion.tracing.schemas import CaseCreate
+
+    return tracing_service.create_case(
+        db_session=db,
+        principal=system_principal(),
+        data=CaseCreate(
+            person_id=person.id,
+            classification="asymptomatic",
+            reported_on=START.date(),
+            found_by="community_screening",
+        ),
+    )
+
+
+def _shown(db, rnd, region=NANGUAN_GRID):
+    """What a grid worker sees: the grid's required / sampled_required / not-tested figures,
+    the round's city total of required, and the ids on the not-tested list (which must agree
+    with the figure)."""
+    system = system_principal()
+    grid = coverage.view(db_session=db, principal=system, ref=rnd.code, region_code=region).region
+    status = coverage.round_status(db_session=db, principal=system, ref=rnd.code)
+    page, total = coverage.not_tested(
+        db_session=db, principal=system, ref=rnd.code, region_code=region, limit=500
+    )
+    assert total == len(page) == grid.not_tested
+    return (
+        (grid.required, grid.sampled_required, grid.not_tested),
+        status.totals.required,
+        {p.id for p in page},
+    )
+
+
+def test_people_in_isolation_or_with_an_open_case_are_neither_required_nor_listed(db):
+    plain = [resident(db) for _ in range(2)]
+    centralised, at_home, ill, sampled_first = (resident(db) for _ in range(4))
+    _isolate(db, centralised, "centralised")  # pending: waiting for the transfer
+    _isolate(db, at_home, "home")  # active at once
+    _open_case(db, ill)
+    rnd = open_round(db)
+    scan(db, rnd, factories.site(db), "TC00000101", [sampled_first], at=START + timedelta(hours=1))
+    # Placed after being sampled in the round: stays required and sampled (never above 100%).
+    _isolate(db, sampled_first, "home")
+
+    ids = {p.id for p in plain}
+    assert _shown(db, rnd) == ((3, 1, 2), 3, ids)
+    # The stored counters hold the rules' figure; the views take the excused away, so a
+    # rebuild from the record still equals the incremental counters.
+    assert counters(db, rnd.id) == {NANGUAN_GRID: (6, 1, 1, 1, 0, 0, 0)}
+    assert counters(db, rnd.id) == rebuilt(db, rnd.id)[0]
+    assert _shown(db, rnd) == ((3, 1, 2), 3, ids)
+
+
+def test_a_person_released_or_discharged_mid_round_is_required_again(db):
+    from bastion.isolation import service as isolation_service
+    from bastion.tracing import service as tracing_service
+
+    plain = resident(db)
+    at_home, ill = resident(db), resident(db)
+    placement_id = _isolate(db, at_home, "home")
+    case = _open_case(db, ill)
+    rnd = open_round(db)
+    assert _shown(db, rnd) == ((1, 0, 1), 1, {plain.id})
+
+    # Released early (authorised override): a close contact moves into home health monitoring,
+    # which has test days of its own, so still not required.
+    released = isolation_service.release(
+        db_session=db,
+        principal=system_principal(),
+        placement_id=placement_id,
+        on=START.date(),
+        override_reason="提前解除",
+    )
+    assert released.monitoring is not None
+    assert released.monitoring.status == "active"
+    assert _shown(db, rnd) == ((1, 0, 1), 1, {plain.id})
+    # The monitoring ended too: on the list again at once.
+    isolation_service.release(
+        db_session=db,
+        principal=system_principal(),
+        placement_id=released.monitoring.id,
+        override_reason="提前解除",
+    )
+    assert _shown(db, rnd) == ((2, 0, 2), 2, {plain.id, at_home.id})
+
+    # The case closed: required again too.
+    tracing_service.close_case(
+        db_session=db, principal=system_principal(), ref=case.id, action="release"
+    )
+    assert _shown(db, rnd) == ((3, 0, 3), 3, {plain.id, at_home.id, ill.id})
+    assert counters(db, rnd.id) == rebuilt(db, rnd.id)[0]
+
+
+def test_a_person_placed_mid_round_leaves_the_list_at_once(db):
+    people = [resident(db) for _ in range(3)]
+    rnd = open_round(db)
+    assert _shown(db, rnd) == ((3, 0, 3), 3, {p.id for p in people})
+    _isolate(db, people[0], "centralised")
+    assert _shown(db, rnd) == ((2, 0, 2), 2, {p.id for p in people[1:]})
+    # Exempt by the round's rules anyway: being isolated too takes nothing more away.
+    baby = resident(db, born=date(2021, 5, 1))
+    _isolate(db, baby, "home")
+    exempting = open_round(db, code="R-COV-ISO-2", rules=RULES)
+    assert _shown(db, exempting) == ((2, 0, 2), 2, {p.id for p in people[1:]})

@@ -11,6 +11,13 @@ it never counts tube members: it reads ``round_coverage``, one row per round and
 - :func:`add_results` (and :func:`remove_results` before a recorded result is changed) from the
   result path.
 
+``required`` counts who the round's rules name. People under isolation control (a pending or
+active placement, any setting) or with an open case, and not sampled in the round, are *excused*:
+tested on their own schedule. They are taken out live, as of the moment a figure or the list is
+read (:func:`excused_by_region` in the views, ``RoundRules.required(..., person=)`` in the
+not-tested list), never written into the counters: no writer of placements or cases has to call
+coverage (ADR 0009).
+
 :func:`rebuild` recomputes every figure from the record: the repair path, and the oracle the
 tests hold the counters to. The view rolls grids up to any ancestor by code prefix, reading only
 the round's rows inside the asked region (a range on the primary key).
@@ -23,6 +30,8 @@ hook, so a province's day is a sum over a few thousand rows.
 from bastion.testing.coverage.counters import (
     add_results,
     add_sampled_from_verdict,
+    excused,
+    excused_by_region,
     rebuild,
     remove_results,
     snapshot_required,
@@ -54,6 +63,8 @@ __all__ = [
     "Screened",
     "add_results",
     "add_sampled_from_verdict",
+    "excused",
+    "excused_by_region",
     "get_round",
     "not_tested",
     "rebuild",

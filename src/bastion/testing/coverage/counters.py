@@ -25,8 +25,10 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,11 +38,13 @@ from sqlalchemy.sql import column, table
 from bastion.core import clock
 from bastion.core.db import UtcDateTime, is_postgres
 from bastion.core.errors import NotFound
+from bastion.isolation.models import Placement
 from bastion.regions import service as region_service
 from bastion.regions.codes import Scope
 from bastion.registry.models import Person
 from bastion.testing import exemptions
 from bastion.testing.models import Round, RoundCoverage, RoundScreeningHour, Tube, TubeMember
+from bastion.tracing.models import Case
 
 AnySelect = Select[*tuple[Any, ...]]
 
@@ -88,8 +92,14 @@ class RoundRules:
     def needs_person(self) -> bool:
         return any(r.needs_person for r in self.rules)
 
-    def required(self, home: Any, born: Any = None, groups: Any = None) -> ColumnElement[bool]:
-        """SQL: a person living at ``home``, born ``born``, in ``groups`` is required."""
+    def required(
+        self, home: Any, born: Any = None, groups: Any = None, person: Any = None
+    ) -> ColumnElement[bool]:
+        """SQL: a person living at ``home``, born ``born``, in ``groups`` is required by the
+        round's rules. Given ``person`` (their id column), also: not excused now, i.e. not
+        under isolation control or with an open case unless already sampled in the round
+        (:func:`excused`; ADR 0009). The stored ``required`` counters are written without
+        ``person`` (the rules only); the views take the excused away live."""
         conditions = [self.scope.clause(home)]
         for rule in self.rules:
             if rule.kind == "age_under":
@@ -99,6 +109,8 @@ class RoundRules:
             elif rule.kind == "special_group":
                 conditions.append(groups.op("&")(rule.group_bit) == 0)
         conditions.extend(not_(s.clause(home)) for s in self.exempt_scopes)
+        if person is not None:
+            conditions.append(not_(excused(self.round_id, person)))
         return and_(*conditions)
 
 
@@ -135,6 +147,93 @@ def not_retest(col: Any) -> ColumnElement[bool]:
     PostgreSQL can use it)."""
     clause: ColumnElement[bool] = not_(col)
     return clause
+
+
+# Who is excused now (ADR 0009) -------------------------------------------------------------
+
+#: Placement statuses under which a person is under isolation control (pending: waiting for the
+#: transfer). Every setting counts, home health monitoring included: each has its own test days.
+CONTROLLED = ("pending", "active")
+
+
+def sampled_in(round_id: int, person: Any) -> ColumnElement[bool]:
+    """SQL: ``person`` (an id column) was sampled in the round (retests excepted; the partial
+    unique index on (round, person) answers it)."""
+    return (
+        select(TubeMember.id)
+        .where(
+            TubeMember.round_id == round_id,
+            TubeMember.person_id == person,
+            not_retest(TubeMember.retest),
+        )
+        .exists()
+    )
+
+
+def under_control(person: Any) -> ColumnElement[bool]:
+    """SQL: ``person`` (an id column) has a pending or active placement or an open case now."""
+    placed = (
+        select(Placement.id)
+        .where(Placement.person_id == person, Placement.status.in_(CONTROLLED))
+        .exists()
+    )
+    ill = select(Case.id).where(Case.person_id == person, Case.status == "open").exists()
+    return or_(placed, ill)
+
+
+def excused(round_id: int, person: Any) -> ColumnElement[bool]:
+    """SQL: ``person`` is excused from the round now: under control (they are tested on their
+    own schedule) and not sampled in it (someone sampled stays required and sampled, so
+    coverage never passes 100%)."""
+    return and_(under_control(person), not_(sampled_in(round_id, person)))
+
+
+def excused_by_region(
+    db_session: Session, rules: RoundRules, scopes: Sequence[Scope], key_len: int | None
+) -> dict[str, int]:
+    """How many people the round's rules require are excused now (:func:`excused`), per home
+    region inside every scope, summed by the first ``key_len`` characters of the code (the
+    whole code when None).
+
+    Read at every view, so it starts from the people under control, never from the registry,
+    and their home is the residence recorded on their placement or case (``region_code``, the
+    person's grid when placed or reported): the pending and active placements of the region
+    (``ix_placements_status_region``) and its open cases (``ix_cases_region_code``), one row per
+    person, less those sampled in the round (``uq_tube_members_round_person``). The registry
+    is read only when the round's rules need a person's age or groups (a primary-key lookup per
+    person under control). ADR 0009 has the figures."""
+
+    def under(model: type[Placement] | type[Case], condition: ColumnElement[bool]) -> AnySelect:
+        home = model.region_code
+        return select(model.person_id.label("person_id"), home.label("home")).where(
+            condition, rules.scope.clause(home), *(s.clause(home) for s in scopes)
+        )
+
+    both = union_all(
+        under(Placement, Placement.status.in_(CONTROLLED)),
+        under(Case, Case.status == "open"),
+    ).subquery()
+    people = (
+        select(both.c.person_id, func.min(both.c.home).label("home"))
+        .group_by(both.c.person_id)
+        .subquery()
+    )
+    home = people.c.home
+    frm: Any = people
+    if rules.needs_person:
+        frm = people.join(Person, Person.id == people.c.person_id)
+        required = rules.required(home, Person.birth_date, Person.special_groups)
+    else:
+        required = rules.required(home)
+    key = home if key_len is None else func.substr(home, 1, key_len)
+    inner = (
+        select(key.label("k"))
+        .select_from(frm)
+        .where(required, not_(sampled_in(rules.round_id, people.c.person_id)))
+        .subquery()
+    )
+    stmt = select(inner.c.k, func.count()).group_by(inner.c.k)
+    return {k: int(n) for k, n in db_session.execute(stmt)}
 
 
 # Writing the counters ----------------------------------------------------------------------

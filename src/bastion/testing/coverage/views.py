@@ -18,7 +18,13 @@ from bastion.regions.codes import Scope, is_valid_code
 from bastion.regions.models import Region
 from bastion.registry.models import Person
 from bastion.testing import service as testing_service
-from bastion.testing.coverage.counters import COUNTERS, not_retest, rules_of
+from bastion.testing.coverage.counters import (
+    COUNTERS,
+    excused_by_region,
+    not_retest,
+    rules_of,
+    sampled_in,
+)
 from bastion.testing.coverage.schemas import (
     CoverageRow,
     CoverageView,
@@ -28,6 +34,8 @@ from bastion.testing.coverage.schemas import (
 from bastion.testing.models import Round, RoundCoverage, RoundScreeningHour, TubeMember
 
 MAX_PAGE = 500
+#: Where ``required`` sits among the counters.
+REQUIRED = COUNTERS.index("required")
 INT32_MAX = 2_147_483_647
 #: Codes at least this long may hold a not-yet-tested list (communities and grids).
 NOT_TESTED_MIN_CODE = 12
@@ -76,19 +84,29 @@ def _row(
 
 
 def _grouped(
-    db_session: Session, round_id: int, scopes: Sequence[Scope], key_len: int | None
+    db_session: Session, rnd: Round, scopes: Sequence[Scope], key_len: int | None
 ) -> dict[str, list[int]]:
     """The round's counters inside every scope, summed by the first ``key_len`` characters of
-    the region code (by the whole code when None)."""
+    the region code (by the whole code when None), with the people excused now (under
+    isolation control or with an open case, not sampled: ADR 0009) taken out of ``required``.
+    Two reads: the counter rows, and a count that starts from the people under control."""
     rc = RoundCoverage
     key = rc.region_code if key_len is None else func.substr(rc.region_code, 1, key_len)
     inner = (
         select(key.label("k"), *(getattr(rc, c) for c in COUNTERS))
-        .where(rc.round_id == round_id, *(s.clause(rc.region_code) for s in scopes))
+        .where(rc.round_id == rnd.id, *(s.clause(rc.region_code) for s in scopes))
         .subquery()
     )
     stmt = select(inner.c.k, *(func.sum(inner.c[c]) for c in COUNTERS)).group_by(inner.c.k)
-    return {k: [int(x or 0) for x in rest] for k, *rest in db_session.execute(stmt)}
+    grouped = {k: [int(x or 0) for x in rest] for k, *rest in db_session.execute(stmt)}
+    excused = excused_by_region(db_session, rules_of(db_session, rnd), scopes, key_len)
+    for k, n in excused.items():
+        counts = grouped.get(k)
+        if counts is not None:
+            # Never below zero (a person who moved since the snapshot is counted at their old
+            # home and excused at their new one until the next rebuild).
+            counts[REQUIRED] = max(counts[REQUIRED] - n, 0)
+    return grouped
 
 
 def _six_digit_regions(db_session: Session) -> dict[str, Region]:
@@ -143,7 +161,7 @@ def view(
         key_len: int | None = min(len(c.code) for c in children)
     else:
         key_len = len(region.code) + 3 if len(region.code) < 15 else len(region.code)
-    grouped = _grouped(db_session, rnd.id, (scope, principal.scope), key_len)
+    grouped = _grouped(db_session, rnd, (scope, principal.scope), key_len)
     by_code = {c.code: c for c in children}
     six = _six_digit_regions(db_session) if key_len == 6 else {}
     zero = [0] * len(COUNTERS)
@@ -203,7 +221,7 @@ def round_status(*, db_session: Session, principal: Principal, ref: str) -> Roun
     user without the testing permission and a round the user cannot see."""
     principal.require(Perm.testing_read)
     rnd = get_round(db_session=db_session, principal=principal, ref=ref)
-    grouped = _grouped(db_session, rnd.id, (principal.scope,), 6)
+    grouped = _grouped(db_session, rnd, (principal.scope,), 6)
     six = _six_digit_regions(db_session)
     zero = [0] * len(COUNTERS)
     cities: dict[str, list[int]] = {}
@@ -274,20 +292,13 @@ def not_tested(
     region = region_service.get_or_404(db_session=db_session, code=region_code)
     principal.require_region(region.code)
     rules = rules_of(db_session, rnd)
-    sampled = (
-        select(TubeMember.id)
-        .where(
-            TubeMember.round_id == rnd.id,
-            TubeMember.person_id == Person.id,
-            not_retest(TubeMember.retest),
-        )
-        .exists()
-    )
     conditions = [
         region_service.scope_of(db_session=db_session, code=region.code).clause(Person.region_code),
         principal.scope.clause(Person.region_code),
-        rules.required(Person.region_code, Person.birth_date, Person.special_groups),
-        not_(sampled),
+        # Required by the rules and not excused now (under isolation control or with an open
+        # case: tested on their own schedule; ADR 0009).
+        rules.required(Person.region_code, Person.birth_date, Person.special_groups, Person.id),
+        not_(sampled_in(rnd.id, Person.id)),
     ]
     total = db_session.execute(
         select(func.count()).select_from(Person).where(*conditions)
