@@ -47,10 +47,12 @@ from bastion.testing.ingest.statements import (
     INSERT_MEMBERS,
     LOCK_TUBES,
     OUTCOMES,
+    PG_BULK_LOCK,
+    PG_BULK_WRITE_TUBES,
+    PG_CLASSIFY_BULK,
     PG_OPEN,
     PG_OUTCOMES_CLEARED,
     PG_WRITE_ALL,
-    PG_WRITE_TUBES,
     STAGE_COLUMNS,
     classify,
     clear_temp_tables,
@@ -260,17 +262,22 @@ def _land_chunk(
         # Every join of LOCK_TUBES and CLASSIFY is by a unique or leading index column, while
         # statistics on tubes and tube_members lag far behind a round's growth (a new round
         # starts them empty); the staging table is only ever read whole.
-        if not forced:
-            raw.execute(pg_index_lookups(True))
         # Lock the tubes this chunk touches: two sites' batches adding to one tube at once
         # would otherwise compute the same next positions (the unique (tube, position) index
         # would then refuse the second writer; SQLite's single writer needs no lock).
-        raw.execute(LOCK_TUBES)
-        raw.execute(classify(db_session))
         if small:
+            if not forced:
+                raw.execute(pg_index_lookups(True))
+            raw.execute(LOCK_TUBES)
+            raw.execute(classify(db_session))
             raw.execute(PG_WRITE_ALL)
         else:
-            raw.execute(PG_WRITE_TUBES)
+            # The same lock, then the bulk form of the same verdicts: its lookups in the record
+            # are index probes by construction, so it may hash-join the chunk's own rows
+            # (statements.PG_CLASSIFY_BULK); WRITE_TUBES runs with hash joins forbidden again.
+            raw.execute(PG_BULK_LOCK)
+            raw.execute(PG_CLASSIFY_BULK)
+            raw.execute(PG_BULK_WRITE_TUBES)
             # COPY writes the heap and indexes in bulk, INSERT … SELECT row by row (about twice
             # the cost at this size): the members go out of the verdicts as binary COPY data and
             # straight back in, never becoming Python objects (the column types match).

@@ -1,9 +1,10 @@
 """The set-based statements of the scan path: staging tables and the chunk's verdicts.
 
 A chunk costs four statements on the database after its COPY into ``scan_stage``: CLASSIFY
-(every verdict, positions and the ids of new tubes, in one pass with one sort), WRITE_TUBES
-(new tubes in, existing tubes' counts up), the members (a binary COPY fed by a COPY out of the
-verdicts on PostgreSQL, INSERT … SELECT on SQLite) and OUTCOMES (what the senders must hear).
+(every verdict, positions and the ids of new tubes), WRITE_TUBES (new tubes in, existing tubes'
+counts up), the members (a binary COPY fed by a COPY out of the verdicts on PostgreSQL,
+INSERT … SELECT on SQLite) and OUTCOMES (what the senders must hear). A large chunk on
+PostgreSQL (files) is judged by PG_CLASSIFY_BULK, the same verdicts in a form cheaper in bulk.
 """
 
 from __future__ import annotations
@@ -207,6 +208,103 @@ FROM placed p
 """
 
 
+#: PostgreSQL, a large chunk (files): the same verdicts as CLASSIFY (row for row, positions and
+#: flags included), about 40 ms cheaper per 50,000 rows. Every lookup in a table of the record
+#: is a LATERAL subquery (LIMIT 1: each is by a unique index), which the planner can only run as
+#: an index probe per row whatever its statistics say; that leaves it free to hash-join what is
+#: the chunk's own (run after ``PG_BULK_LOCK``, which allows hash joins):
+#:
+#: - the tubes are looked up once per distinct barcode, not once per row (a file has about a
+#:   tenth as many tubes as rows), and a barcode without a tube takes its new id there, from the
+#:   tubes' sequence: no DENSE_RANK over the chunk (a window holding every row of the chunk);
+#: - positions are a running count of the accepted rows within the barcode, so the second sort
+#:   is by barcode and scan order only (not by the verdict too);
+#: - rows carry only the columns the verdicts need through the two sorts (not token, ID hash).
+PG_CLASSIFY_BULK = """
+WITH barcodes AS MATERIALIZED (
+    SELECT d.barcode, t.id AS tube_id, t.round_id AS tube_round, t.site_id AS tube_site,
+           t.state AS tube_state, t.capacity AS tube_cap, t.member_count AS filled,
+           CASE WHEN t.id IS NULL THEN nextval('tubes_id_seq') END AS fresh_id
+    FROM (SELECT DISTINCT barcode FROM scan_stage) d
+    LEFT JOIN LATERAL (
+        SELECT id, round_id, site_id, state, capacity, member_count
+        FROM tubes WHERE tubes.barcode = d.barcode LIMIT 1
+    ) t ON true
+),
+tubed AS (
+    SELECT s.batch_id, s.row_no, s.round_id, s.site_id, s.site_region, s.barcode, s.kind,
+           s.retest, s.scanned_at, s.has_grids,
+           COALESCE(pt.id, ph.id) AS person_id,
+           COALESCE(pt.region_code, ph.region_code) AS home,
+           b.tube_id, b.tube_round, b.tube_site, b.tube_state, b.fresh_id,
+           COALESCE(b.tube_cap, s.capacity) AS cap,
+           COALESCE(b.filled, 0) AS filled,
+           m.tube_id AS prior_tube
+    FROM scan_stage s
+    LEFT JOIN barcodes b ON b.barcode = s.barcode
+    LEFT JOIN LATERAL (
+        SELECT id, region_code FROM persons
+        WHERE s.person_token IS NOT NULL AND persons.token = s.person_token LIMIT 1
+    ) pt ON true
+    LEFT JOIN LATERAL (
+        SELECT id, region_code FROM persons
+        WHERE s.id_hash IS NOT NULL AND persons.id_hash = s.id_hash LIMIT 1
+    ) ph ON true
+    LEFT JOIN LATERAL (
+        SELECT m.tube_id FROM tube_members m
+        WHERE NOT s.retest AND m.round_id = s.round_id
+          AND m.person_id = COALESCE(pt.id, ph.id) AND NOT m.retest
+        LIMIT 1
+    ) m ON true
+),
+ranked AS (
+    SELECT tubed.*,
+           ROW_NUMBER() OVER person_order AS person_rank,
+           FIRST_VALUE(barcode) OVER person_order AS first_barcode
+    FROM tubed
+    WINDOW person_order AS (
+        PARTITION BY round_id, person_id, retest ORDER BY scanned_at, batch_id, row_no
+    )
+),
+judged AS (
+    SELECT ranked.*,
+           CASE
+               WHEN person_id IS NULL THEN 'unknown_person'
+               WHEN tube_id IS NOT NULL AND tube_round <> round_id THEN 'tube_other_round'
+               WHEN tube_id IS NOT NULL AND tube_site <> site_id THEN 'tube_other_site'
+               WHEN prior_tube IS NOT NULL AND prior_tube = tube_id THEN 'unchanged'
+               WHEN prior_tube IS NOT NULL THEN 'already_sampled'
+               WHEN NOT retest AND person_rank > 1 AND first_barcode = barcode THEN 'duplicate'
+               WHEN NOT retest AND person_rank > 1 THEN 'person_twice'
+               WHEN tube_id IS NOT NULL AND tube_state <> 'open' THEN 'tube_closed'
+               ELSE 'ok'
+           END AS verdict0
+    FROM ranked
+),
+placed AS (
+    SELECT judged.*,
+           filled + COUNT(*) FILTER (WHERE verdict0 = 'ok') OVER (
+               PARTITION BY barcode ORDER BY scanned_at, batch_id, row_no
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+           ) AS pos
+    FROM judged
+)
+INSERT INTO scan_verdict (batch_id, row_no, round_id, site_id, site_region, barcode, kind, capacity,
+                          retest, scanned_at, person_id, home, tube_id, fresh_id, position,
+                          off_grid, verdict)
+SELECT p.batch_id, p.row_no, p.round_id, p.site_id, p.site_region, p.barcode, p.kind, p.cap,
+       p.retest, p.scanned_at, p.person_id, p.home, p.tube_id,
+       CASE WHEN p.tube_id IS NULL AND p.verdict0 = 'ok' THEN p.fresh_id END,
+       CASE WHEN p.verdict0 = 'ok' AND p.pos <= p.cap THEN p.pos END,
+       p.has_grids AND NOT EXISTS (
+           SELECT 1 FROM sampling_site_grids g
+           WHERE g.site_id = p.site_id AND g.region_code = p.home
+       ),
+       CASE WHEN p.verdict0 = 'ok' AND p.pos > p.cap THEN 'tube_full' ELSE p.verdict0 END
+FROM placed p
+"""
+
+
 def classify(db_session: Session) -> str:
     """The chunk's judging statement for the session's database."""
     dialect = "postgresql" if is_postgres(db_session) else "sqlite"
@@ -246,6 +344,17 @@ PG_WRITE_TUBES = f"""
 WITH counted AS ({COUNT_MEMBERS})
 {CREATE_TUBES}
 """
+
+#: A large chunk (files), in one round trip: index lookups forced as above but hash joins
+#: allowed, for PG_CLASSIFY_BULK (whose every lookup in the record is an index probe by
+#: construction), and the chunk's tubes locked. Several statements: simple protocol.
+PG_BULK_LOCK = (
+    "SELECT set_config('enable_seqscan', 'off', true), "
+    "set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'on', true);\n"
+    + LOCK_TUBES
+)
+#: A large chunk: hash joins forbidden again (COUNT_MEMBERS joins tubes), then PG_WRITE_TUBES.
+PG_BULK_WRITE_TUBES = pg_index_lookups(True) + ";\n" + PG_WRITE_TUBES
 
 MEMBER_COLUMNS = [
     "round_id",
