@@ -29,7 +29,7 @@ from bastion.core import clock
 from bastion.core.auth import Perm, Principal
 from bastion.core.db import bulk_insert, index_lookups, is_postgres
 from bastion.core.errors import FieldProblem
-from bastion.testing import coverage
+from bastion.testing import coverage, pools
 from bastion.testing.ingest.feed import Caller, Chunk, Work, chunks, direct, threaded
 from bastion.testing.ingest.rows import (
     MAX_REPORTED,
@@ -239,6 +239,9 @@ def _batch_ids(db_session: Session, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
+#: Where a staged row (in STAGE_COLUMNS order) says it is a retest.
+_RETEST = STAGE_COLUMNS.index("retest")
+
 #: A chunk smaller than this (the live API's groups) is written in fewer, larger statements and
 #: cleared by DELETE; a larger one (files) streams its members through COPY and is truncated.
 SMALL = 5_000
@@ -301,6 +304,9 @@ def _land_chunk(
     coverage.add_sampled_from_verdict(
         db_session=db_session, kept=sites.statements if sites is not None else None
     )
+    if any(row[_RETEST] for row in part.rows):
+        # The retest tasks these scans answer are "sampled" from now (issue #3 part 6).
+        pools.mark_retests_sampled_from_scans(db_session=db_session)
     if postgres and small:
         outcomes = raw.execute(PG_OUTCOMES_CLEARED).fetchall()
     else:

@@ -46,6 +46,7 @@ from bastion.testing.pools.process import (
     MAX_ID,
     PoolsSummary,
     mark_retests_sampled,
+    mark_retests_sampled_from_scans,
     process_results,
 )
 from bastion.testing.pools.views import (
@@ -73,6 +74,7 @@ __all__ = [
     "list_holds",
     "list_tasks",
     "mark_retests_sampled",
+    "mark_retests_sampled_from_scans",
     "my_tasks",
     "owed_clause",
     "process_results",

@@ -356,6 +356,18 @@ def mark_retests_sampled(*, db_session: Session, round_id: int | None = None) ->
     return marked
 
 
+def mark_retests_sampled_from_scans(*, db_session: Session) -> int:
+    """:func:`mark_retests_sampled` for the people of the scan ingest's accepted retest rows
+    (``scan_verdict``, before it is cleared): a task is "sampled" the moment its retest scan
+    lands, so nobody already swabbed stays on a grid worker's list of retests owed. Only those
+    people's tasks are touched (a sweep of every pending task from concurrent writers would
+    deadlock)."""
+    only = "AND person_id IN (SELECT person_id FROM scan_verdict WHERE retest AND verdict = 'ok')"
+    marked = _run(db_session, MARK_SAMPLED.format(only=only))
+    _expire_loaded(db_session)
+    return marked
+
+
 def process_results(
     *,
     db_session: Session,
