@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from bastion.core import clock
 from bastion.core.auth import system_principal
 from bastion.core.errors import Forbidden, InvalidInput, NotFound
-from bastion.testing import pools
+from bastion.testing import ingest, pools
+from bastion.testing.ingest import RawScan
 from bastion.testing.models import PoolHold, RetestTask
 from tests.support import factories
 from tests.support import pool_factories as pf
@@ -497,3 +498,37 @@ def test_a_hold_outside_the_callers_region_is_not_found(client, headers, positiv
     )
     assert response.status_code == 404
     assert client.get("/api/v1/pools/holds", headers=headers("lab", "out")).json()["total"] == 0
+
+
+def test_a_retest_nobody_owed_is_accepted_and_flagged(db, world, positive_pool):
+    rnd, site, _, _ = world
+    _, members, _ = positive_pool
+    stranger = factories.person(db)  # owes no retest
+    scans = [
+        RawScan(
+            row=1,
+            round=rnd.code,
+            site=site.code,
+            tube="RS00000031",
+            person=members[0].token,
+            scanned_at=RETEST_AT,
+            kind="retest",
+        ),
+        RawScan(
+            row=2,
+            round=rnd.code,
+            site=site.code,
+            tube="RS00000032",
+            person=stranger.token,
+            scanned_at=RETEST_AT,
+            kind="retest",
+        ),
+    ]
+    with clock.frozen(RETEST_AT + timedelta(minutes=1)):
+        report = ingest.ingest_scans(
+            db_session=db, principal=system_principal(), key="retests-1", source="test", scans=scans
+        )
+    assert (report.accepted, report.flagged) == (2, 1)
+    assert [(p.row, p.field, p.reason) for p in report.flags] == [
+        (2, "kind", "scan.retest_not_owed")
+    ]

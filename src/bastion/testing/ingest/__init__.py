@@ -304,9 +304,13 @@ def _land_chunk(
     coverage.add_sampled_from_verdict(
         db_session=db_session, kept=sites.statements if sites is not None else None
     )
+    unowed: list[tuple[int, int]] = []
     if any(row[_RETEST] for row in part.rows):
-        # The retest tasks these scans answer are "sampled" from now (issue #3 part 6).
+        # The retest tasks these scans answer are "sampled" from now (issue #3 part 6); a
+        # retest that answers none is accepted and flagged (retests escape the "twice in a
+        # round" refusal, so a retest nobody owed is worth a look).
         pools.mark_retests_sampled_from_scans(db_session=db_session)
+        unowed = pools.unowed_retest_scans(db_session=db_session)
     if postgres and small:
         outcomes = raw.execute(PG_OUTCOMES_CLEARED).fetchall()
     else:
@@ -328,6 +332,13 @@ def _land_chunk(
             report.flagged += 1
             if len(report.flags) < MAX_REPORTED:
                 report.flags.append(FieldProblem("person", "scan.off_grid", {}, row_no))
+    off_grid_rows = {(b, r) for b, r, verdict, off, _ in outcomes if off and verdict == "ok"}
+    for batch_id, row_no in unowed:
+        report = reports[batch_id]
+        if (batch_id, row_no) not in off_grid_rows:
+            report.flagged += 1  # a row counts once, however many flags it has
+        if len(report.flags) < MAX_REPORTED:
+            report.flags.append(FieldProblem("kind", "scan.retest_not_owed", {}, row_no))
     for batch_id, count in accepted.items():
         reports[batch_id].accepted += count
 

@@ -48,6 +48,7 @@ from bastion.testing.pools.process import (
     mark_retests_sampled,
     mark_retests_sampled_from_scans,
     process_results,
+    unowed_retest_scans,
 )
 from bastion.testing.pools.views import (
     MAX_PAGE,
@@ -78,4 +79,5 @@ __all__ = [
     "my_tasks",
     "owed_clause",
     "process_results",
+    "unowed_retest_scans",
 ]

@@ -368,6 +368,24 @@ def mark_retests_sampled_from_scans(*, db_session: Session) -> int:
     return marked
 
 
+#: The scan ingest's accepted retest rows that answer no retest task: nobody owed this person
+#: a retest (a retest tube is exempt from "the same person twice in a round", so it is flagged).
+UNOWED_RETEST_SCANS = """
+SELECT v.batch_id, v.row_no FROM scan_verdict v
+WHERE v.retest AND v.verdict = 'ok'
+  AND NOT EXISTS (SELECT 1 FROM retest_tasks r WHERE r.person_id = v.person_id
+                  AND r.tube_id = COALESCE(v.tube_id, v.fresh_id))
+ORDER BY v.batch_id, v.row_no
+"""
+
+
+def unowed_retest_scans(*, db_session: Session) -> list[tuple[int, int]]:
+    """(batch id, row) of the ingest's accepted retest rows that answer no retest task (call
+    after :func:`mark_retests_sampled_from_scans`, before the verdicts are cleared)."""
+    rows = db_session.execute(text(UNOWED_RETEST_SCANS)).all()
+    return [(int(b), int(r)) for b, r in rows]
+
+
 def process_results(
     *,
     db_session: Session,
