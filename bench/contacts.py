@@ -26,8 +26,10 @@ and report ms, edges, contacts created and the ratio expand / two-hop.
 Index plan: the primary key (person_id, exposed_on, other_id, setting) is the only index on
 the edge table; each hop is a range scan of it per person (index-only after VACUUM), so the
 work follows the edges touched, not the 10 M rows. Contacts are unique per active person via a
-partial unique index, checked by one anti-join per statement under the expansion's advisory
-lock (see bastion.tracing.expansion); links by NOT EXISTS on their unique path index.
+partial unique index; the expansion stages each person reached once, with their active contact
+or a new id drawn ahead of the insert, under its advisory lock, then writes every new contact
+in one INSERT and every link in another (see bastion.tracing.expansion); an existing contact's
+paths are checked by NOT EXISTS on the unique path index of links.
 
 The breakdown (statements of 5 ms or more, in order) shows where the time goes; see
 bench/README.md (contacts) for the recorded figures and what is left.
