@@ -30,6 +30,7 @@ from bastion.api.scanwriter import Overloaded, ScanWriter
 from bastion.core.auth import Perm, Principal
 from bastion.core.errors import BastionError, FieldProblem, NotAuthenticated
 from bastion.core.i18n import Language, normalise, t
+from bastion.core.text import has_control
 from bastion.testing import ingest
 
 PATH = "/api/v1/scans/batches"
@@ -126,7 +127,13 @@ def _text(value: Any, path: str, bad: _Invalid, *, min_len: int = 0, max_len: in
         bad.add(path, f"String should have at least {min_len} characters")
     elif max_len and len(value) > max_len:
         bad.add(path, f"String should have at most {max_len} characters")
+    elif has_control(value):
+        bad.add(path, _CONTROL)
     return value
+
+
+#: A NUL (or any control character) never reaches the database (PostgreSQL refuses a NUL).
+_CONTROL = "String should not contain control characters"
 
 
 def _moment(value: Any, path: str, bad: _Invalid) -> datetime | None:
@@ -193,6 +200,8 @@ def parse_batch(body: Any, bad: _Invalid) -> tuple[str, list[ingest.RawScan], di
         kind = group.get("kind", "pooled")
         if not isinstance(kind, str):
             bad.add(f"{at}.kind", "Input should be a valid string")
+        elif has_control(kind):
+            bad.add(f"{at}.kind", _CONTROL)
         capacity = _capacity(group.get("capacity"), f"{at}.capacity", bad)
         moment = _moment(group.get("scanned_at", _MISSING), f"{at}.scanned_at", bad)
         people = group.get("people", _MISSING)
@@ -205,6 +214,9 @@ def parse_batch(body: Any, bad: _Invalid) -> tuple[str, list[ingest.RawScan], di
         for p, person in enumerate(people):
             if not isinstance(person, str):
                 bad.add(f"{at}.people.{p}", "Input should be a valid string")
+                continue
+            if has_control(person):
+                bad.add(f"{at}.people.{p}", _CONTROL)
                 continue
             row += 1
             where[row] = f"{at}.people.{p}"

@@ -91,7 +91,11 @@ class ScanWriter:
             group = [await queue.get()]
             while len(group) < self.max_group and not queue.empty():
                 group.append(queue.get_nowait())
-            outcomes = await anyio.to_thread.run_sync(self._write, [p.batch for p in group])
+            try:
+                outcomes = await anyio.to_thread.run_sync(self._write, [p.batch for p in group])
+            except Exception as err:  # a waiting request must get an answer
+                log.exception("group of %d batches failed", len(group))
+                outcomes = [err] * len(group)
             for pending, outcome in zip(group, outcomes, strict=True):
                 if pending.future.done():
                     continue

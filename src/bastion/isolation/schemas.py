@@ -7,13 +7,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from bastion.core.text import Line, Text
+
 
 class SiteCreate(BaseModel):
-    code: str
-    name: str
-    kind: str
-    region_code: str
-    address: str = ""
+    code: Line
+    name: Line
+    kind: Line
+    region_code: Line
+    address: Line = ""
     rooms: int
     beds: int
 
@@ -26,9 +28,9 @@ class BasicRead(BaseModel):
 
 
 class BasicUpdate(BaseModel):
-    item: str
-    status: str
-    note: str = ""
+    item: Line
+    status: Line
+    note: Text = ""
 
 
 class SiteRead(BaseModel):
@@ -70,9 +72,9 @@ class TestTaskRead(BaseModel):
 
 class TestRecord(BaseModel):
     day_no: int
-    result: str | None = None
+    result: Line | None = None
     tested_on: date | None = None
-    tube_barcode: str | None = None
+    tube_barcode: Line | None = None
 
 
 class TestBatchItem(BaseModel):
@@ -80,9 +82,9 @@ class TestBatchItem(BaseModel):
 
     placement_id: int = Field(ge=1, le=2**63 - 1)
     day_no: int = Field(ge=1, le=32_767)
-    result: str | None = None
+    result: Line | None = None
     tested_on: date | None = None
-    tube_barcode: str | None = Field(default=None, max_length=64)
+    tube_barcode: Line | None = Field(default=None, max_length=64)
 
 
 class TestBatchIn(BaseModel):
@@ -109,15 +111,15 @@ class ReleaseBatchIn(BaseModel):
 
     placement_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(max_length=100_000)
     on: date | None = None
-    override_reason: str | None = None
+    override_reason: Text | None = None
 
 
 class ReleaseDueIn(BaseModel):
     """Release whoever is due and passes (``POST /isolation/releases/due``)."""
 
     day: date | None = None
-    region: str | None = None
-    reason: str | None = None
+    region: Line | None = None
+    reason: Line | None = None
 
 
 class ReleaseRefusedRead(BaseModel):
@@ -172,7 +174,7 @@ class PlacementPage(BaseModel):
 
 class ReleaseIn(BaseModel):
     on: date | None = None
-    override_reason: str | None = None
+    override_reason: Text | None = None
 
 
 class ReleaseRead(BaseModel):
@@ -201,14 +203,14 @@ class TransferTaskRead(BaseModel):
 
 
 class BatchCreate(BaseModel):
-    code: str
-    vehicle: str
-    escort: str
+    code: Line
+    vehicle: Line
+    escort: Line
     #: The destination site's code (None: a batch taking released people home).
-    site: str | None = None
+    site: Line | None = None
     tasks: list[int] = Field(min_length=1, max_length=500)
     #: 一人一策: special needs per task id, noted on the task.
-    special_needs: dict[int, str] = Field(default_factory=dict)
+    special_needs: dict[int, Text] = Field(default_factory=dict)
 
 
 class BatchRead(BaseModel):
@@ -228,7 +230,7 @@ class BatchRead(BaseModel):
 
 
 class FailIn(BaseModel):
-    reason: str
+    reason: Text
 
 
 class LiftCondition(BaseModel):
@@ -250,4 +252,4 @@ class LiftCheckRead(BaseModel):
 
 class LiftIn(BaseModel):
     ends_on: date
-    override_reason: str | None = None
+    override_reason: Text | None = None

@@ -6,14 +6,16 @@ from datetime import datetime, time
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bastion.core.text import Line
+
 
 class RoundCreate(BaseModel):
-    code: str
-    name: str
-    region_code: str
+    code: Line
+    name: Line
+    region_code: Line
     starts_at: datetime
     deadline_at: datetime | None = None
-    pool_policy: dict[str, int | str] = Field(default_factory=dict)
+    pool_policy: dict[Line, int | Line] = Field(default_factory=dict)
     exemptions: list[dict[str, object]] = Field(default_factory=list)
 
 
@@ -30,15 +32,15 @@ class RoundRead(BaseModel):
 
 
 class SiteCreate(BaseModel):
-    code: str
-    name: str
-    region_code: str
-    address: str = ""
+    code: Line
+    name: Line
+    region_code: Line
+    address: Line = ""
     teams: int = 1
     opens_at: time = time(7, 0)
     closes_at: time = time(22, 0)
     capacity_per_hour: int
-    grids: list[str] = Field(default_factory=list)
+    grids: list[Line] = Field(default_factory=list)
 
 
 class SiteRead(BaseModel):
@@ -55,9 +57,9 @@ class SiteRead(BaseModel):
 
 
 class LabCreate(BaseModel):
-    code: str
-    name: str
-    region_code: str
+    code: Line
+    name: Line
+    region_code: Line
     daily_capacity: int
 
 

@@ -6,33 +6,35 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from bastion.core.text import Line, Text
+
 
 class CaseCreate(BaseModel):
     """A case reported by a hospital or fever clinic (or recorded by an investigator)."""
 
     person_id: int = Field(ge=1, le=2**63 - 1)
-    classification: str
-    clinical_type: str | None = None
-    origin: str = "local"
-    found_by: str = "hospital"
+    classification: Line
+    clinical_type: Line | None = None
+    origin: Line = "local"
+    found_by: Line = "hospital"
     onset_on: date | None = None
     sampled_on: date | None = None
     #: Default: today.
     reported_on: date | None = None
     #: The city reporting it, when not the residence's (a hospital in another city).
-    reporting_city: str | None = Field(default=None, max_length=6)
-    note: str = Field(default="", max_length=2000)
+    reporting_city: Line | None = Field(default=None, max_length=6)
+    note: Text = Field(default="", max_length=2000)
 
 
 class Reclassify(BaseModel):
-    clinical_type: str
+    clinical_type: Line
     #: Default: today.
     day: date | None = None
 
 
 class CaseClose(BaseModel):
     #: discharge (confirmed), release (asymptomatic) or death.
-    action: str
+    action: Line
     day: date | None = None
 
 
@@ -41,14 +43,14 @@ class ExposureIn(BaseModel):
     their registry id or, as investigators usually know them, their ID number (one of the two;
     the lookup by ID number is audited)."""
 
-    case: str | None = Field(default=None, max_length=24)
+    case: Line | None = Field(default=None, max_length=24)
     contact_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     person_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    id_number: str | None = Field(default=None, max_length=32)
-    region_code: str | None = Field(default=None, max_length=15)
-    place: str = Field(default="", max_length=500)
+    id_number: Line | None = Field(default=None, max_length=32)
+    region_code: Line | None = Field(default=None, max_length=15)
+    place: Text = Field(default="", max_length=500)
     exposed_on: date
-    setting: str
+    setting: Line
 
 
 class ExposureBatch(BaseModel):
@@ -56,4 +58,4 @@ class ExposureBatch(BaseModel):
 
 
 class ExpansionRequest(BaseModel):
-    cases: list[str] = Field(min_length=1, max_length=10_000)
+    cases: list[Line] = Field(min_length=1, max_length=10_000)

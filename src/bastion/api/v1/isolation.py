@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from bastion.api.deps import CurrentPrincipal, LangDep, RowId, SessionDep
 from bastion.api.v1.regions import ZoneRead
@@ -14,6 +14,7 @@ from bastion.core import clock
 from bastion.core.auth import Perm
 from bastion.core.errors import FieldProblem
 from bastion.core.i18n import t
+from bastion.core.text import Line
 from bastion.isolation import figures as figures_module
 from bastion.isolation import service, sites, transfers, views, zones
 from bastion.isolation.releases import ReleaseReport
@@ -46,6 +47,10 @@ from bastion.isolation.schemas import (
 
 router = APIRouter(prefix="/isolation", tags=["isolation"])
 
+#: Query filters and path codes: one line, no control character (a NUL never reaches SQL).
+Filter = Annotated[Line | None, Query()]
+SiteCode = Annotated[Line, Path()]
+
 
 # Sites ---------------------------------------------------------------------------------------
 
@@ -60,8 +65,8 @@ def create_site(body: SiteCreate, session: SessionDep, principal: CurrentPrincip
 def list_sites(
     session: SessionDep,
     principal: CurrentPrincipal,
-    region: str | None = None,
-    kind: str | None = None,
+    region: Filter = None,
+    kind: Filter = None,
 ) -> list[SiteRead]:
     rows = sites.list_sites(db_session=session, principal=principal, region_code=region, kind=kind)
     taken = sites.occupancy(session, [s.id for s in rows])
@@ -69,7 +74,7 @@ def list_sites(
 
 
 @router.get("/sites/{code}", response_model=SiteRead)
-def read_site(code: str, session: SessionDep, principal: CurrentPrincipal) -> SiteRead:
+def read_site(code: SiteCode, session: SessionDep, principal: CurrentPrincipal) -> SiteRead:
     return sites.to_read(
         session, sites.get_site(db_session=session, principal=principal, code=code)
     )
@@ -77,7 +82,7 @@ def read_site(code: str, session: SessionDep, principal: CurrentPrincipal) -> Si
 
 @router.post("/sites/{code}/basics", response_model=SiteRead)
 def update_basic(
-    code: str, body: BasicUpdate, session: SessionDep, principal: CurrentPrincipal
+    code: SiteCode, body: BasicUpdate, session: SessionDep, principal: CurrentPrincipal
 ) -> SiteRead:
     site = sites.update_basic(
         db_session=session,
@@ -98,10 +103,10 @@ def list_placements(
     session: SessionDep,
     principal: CurrentPrincipal,
     lang: LangDep,
-    region: str | None = None,
-    status: str | None = None,
-    reason: str | None = None,
-    setting: str | None = None,
+    region: Filter = None,
+    status: Filter = None,
+    reason: Filter = None,
+    setting: Filter = None,
     due: Annotated[
         bool, Query(description="only those due for release today (or overdue)")
     ] = False,
@@ -260,7 +265,7 @@ def record_test(
 def day_test_tasks(
     session: SessionDep,
     principal: CurrentPrincipal,
-    region: str | None = None,
+    region: Filter = None,
     day: date | None = None,
     unmask: bool = False,
 ) -> list[TestTaskRead]:
@@ -279,8 +284,8 @@ def day_test_tasks(
 def list_transfers(
     session: SessionDep,
     principal: CurrentPrincipal,
-    status: str | None = None,
-    kind: str | None = None,
+    status: Filter = None,
+    kind: Filter = None,
     red: Annotated[bool, Query(description="only tasks still open from before today")] = False,
     unmask: bool = False,
 ) -> list[TransferTaskRead]:
@@ -371,7 +376,7 @@ def zone_lift(
 def isolation_figures(
     session: SessionDep,
     principal: CurrentPrincipal,
-    region: str | None = None,
+    region: Filter = None,
     day: date | None = None,
 ) -> dict[str, Any]:
     """Under isolation (centralised / home) by city, releases of the day and cumulative, and

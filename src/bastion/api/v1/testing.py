@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -12,6 +12,7 @@ from bastion.api import scanpath
 from bastion.api.deps import CurrentPrincipal, SessionDep
 from bastion.core.auth import Perm
 from bastion.core.errors import TooLarge
+from bastion.core.text import Line
 from bastion.testing import service as testing_service
 from bastion.testing.schemas import (
     LabCreate,
@@ -26,6 +27,9 @@ from bastion.testing.schemas import (
 
 router = APIRouter(tags=["testing"])
 
+#: A round's or a site's code in the path: one line, no control character.
+Ref = Annotated[Line, Path()]
+
 
 @router.post("/rounds", response_model=RoundRead, status_code=201)
 def create_round(body: RoundCreate, session: SessionDep, principal: CurrentPrincipal) -> object:
@@ -38,13 +42,13 @@ def list_rounds(session: SessionDep, principal: CurrentPrincipal) -> object:
 
 
 @router.get("/rounds/{ref}", response_model=RoundRead)
-def read_round(ref: str, session: SessionDep, principal: CurrentPrincipal) -> object:
+def read_round(ref: Ref, session: SessionDep, principal: CurrentPrincipal) -> object:
     principal.require(Perm.testing_read)
     return testing_service.get_round(db_session=session, principal=principal, ref=ref)
 
 
 @router.post("/rounds/{ref}/close", response_model=RoundRead)
-def close_round(ref: str, session: SessionDep, principal: CurrentPrincipal) -> object:
+def close_round(ref: Ref, session: SessionDep, principal: CurrentPrincipal) -> object:
     return testing_service.close_round(db_session=session, principal=principal, ref=ref)
 
 
@@ -54,7 +58,7 @@ def create_site(body: SiteCreate, session: SessionDep, principal: CurrentPrincip
 
 
 @router.get("/sites/{code}", response_model=SiteRead)
-def read_site(code: str, session: SessionDep, principal: CurrentPrincipal) -> object:
+def read_site(code: Ref, session: SessionDep, principal: CurrentPrincipal) -> object:
     principal.require(Perm.testing_read)
     return testing_service.get_site(db_session=session, principal=principal, code=code)
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bastion.api.deps import CurrentPrincipal, LangDep, RowId, SessionDep
 from bastion.core.errors import InvalidInput, NotFound
+from bastion.core.text import Line
 from bastion.registry import service as registry_service
 from bastion.registry.models import Person
 from bastion.registry.schemas import PersonRead
@@ -37,7 +38,7 @@ from bastion.tracing.schemas import (
 
 router = APIRouter(tags=["tracing"])
 
-CaseRef = Annotated[str, Path(max_length=24)]
+CaseRef = Annotated[Line, Path(max_length=24)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
@@ -204,9 +205,9 @@ def report_case(body: CaseCreate, session: SessionDep, principal: CurrentPrincip
 def list_cases(
     session: SessionDep,
     principal: CurrentPrincipal,
-    region: Annotated[str | None, Query(max_length=15)] = None,
-    status: Annotated[str | None, Query(max_length=16)] = None,
-    classification: Annotated[str | None, Query(max_length=16)] = None,
+    region: Annotated[Line | None, Query(max_length=15)] = None,
+    status: Annotated[Line | None, Query(max_length=16)] = None,
+    classification: Annotated[Line | None, Query(max_length=16)] = None,
     reported_from: date | None = None,
     reported_to: date | None = None,
     offset: Offset = 0,
@@ -357,9 +358,9 @@ def record_exposures(
 def list_contacts(
     session: SessionDep,
     principal: CurrentPrincipal,
-    level: Annotated[str | None, Query(max_length=16)] = None,
-    status: Annotated[str | None, Query(max_length=16)] = None,
-    case: Annotated[str | None, Query(max_length=24)] = None,
+    level: Annotated[Line | None, Query(max_length=16)] = None,
+    status: Annotated[Line | None, Query(max_length=16)] = None,
+    case: Annotated[Line | None, Query(max_length=24)] = None,
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> ContactPage:
