@@ -16,11 +16,13 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from bastion.api.errors import request_language
 from bastion.core.auth import Principal
-from bastion.core.errors import BastionError, InvalidInput
+from bastion.core.errors import BastionError, FieldProblem, InvalidInput
+from bastion.core.text import CONTROL_CHARS
 from bastion.web.common import check_csrf, problems_of, render
 
 T = TypeVar("T")
@@ -97,9 +99,26 @@ class FormPage:
         check_csrf(request, csrf)
         try:
             result = in_savepoint(session, work)
+        except ValidationError as err:
+            # A service schema built from the form's fields refused one (a control character,
+            # a length): the page again, naming the field, as for any other refusal.
+            return self.again(request, session, principal, refusal_of(err), form=form)
         except BastionError as err:
             return self.again(request, session, principal, err, form=form)
         return see_other(done if isinstance(done, str) else done(result))
+
+
+def refusal_of(err: ValidationError) -> InvalidInput:
+    """A schema's validation error as the refusal the pages show: each field named, with
+    ``field.control_chars`` for a control character, else ``error.invalid_input``."""
+    problems = []
+    for item in err.errors():
+        loc = item.get("loc") or ("form",)
+        reason = (
+            "field.control_chars" if item.get("type") == CONTROL_CHARS else "error.invalid_input"
+        )
+        problems.append(FieldProblem(str(loc[0]), reason))
+    return InvalidInput(problems=problems)
 
 
 # Fields ------------------------------------------------------------------------------------

@@ -117,3 +117,25 @@ def test_an_analyst_sees_the_lists_without_forms(client, scene):
         assert f'id="{form}"' not in page.text
     refused = client.post("/rounds/R-WEB-1/close", data={"csrf": token})
     assert refused.status_code == 403
+
+
+def test_a_control_character_in_a_form_shows_the_form_again_naming_the_field(client, db, scene):
+    token = login(client, "commander_in")
+    response = client.post(
+        "/sites",
+        data={
+            "csrf": token,
+            "code": "SITE-W\u200b9",  # a zero-width space pasted with the code
+            "name": "采样点\x00",
+            "region_code": "220102",
+            "capacity_per_hour": "100",
+        },
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")  # the page, not JSON
+    body = main_of(response.text)
+    assert 'role="alert"' in body
+    assert "code" in body
+    assert "name" in body
+    db.expire_all()
+    assert db.execute(select(Site).where(Site.code.like("SITE-W%"))).first() is None
