@@ -219,7 +219,11 @@ def lab_figures(
                 pools_reversed=pools_reversed,
                 reversal_rate=reversal_rate,
                 rating=rules.lab_rating(
-                    reversal_rate=reversal_rate, overload=load, late_share=late_share
+                    reversal_rate=reversal_rate,
+                    overload=load,
+                    late_share=late_share,
+                    pools_decided=pools_decided,
+                    tubes_received=received,
                 ),
             )
         )

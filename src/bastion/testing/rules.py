@@ -67,9 +67,28 @@ def check_result_times(
     return ResultCheck(True)
 
 
-def lab_rating(*, reversal_rate: float, overload: float, late_share: float) -> str:
+#: Below these counts a day's rate says little (one reversed pool is a 100 % reversal rate):
+#: the rate then plays no part in the rating.
+MIN_POOLS_FOR_REVERSAL = 2
+MIN_TUBES_FOR_LATENESS = 5
+
+
+def lab_rating(
+    *,
+    reversal_rate: float,
+    overload: float,
+    late_share: float,
+    pools_decided: int | None = None,
+    tubes_received: int | None = None,
+) -> str:
     """Green / yellow / red, from the share of positive pools whose members all retested
-    negative (false positives), load against capacity, and the share of late results."""
+    negative (false positives), load against capacity, and the share of late results. Given the
+    counts behind the rates, a rate resting on fewer than :data:`MIN_POOLS_FOR_REVERSAL` decided
+    pools (or :data:`MIN_TUBES_FOR_LATENESS` tubes) is left out."""
+    if pools_decided is not None and pools_decided < MIN_POOLS_FOR_REVERSAL:
+        reversal_rate = 0.0
+    if tubes_received is not None and tubes_received < MIN_TUBES_FOR_LATENESS:
+        late_share = 0.0
     if reversal_rate > 0.30 or overload > 1.2 or late_share > 0.20:
         return "red"
     if reversal_rate > 0.10 or overload > 1.0 or late_share > 0.05:

@@ -197,3 +197,38 @@ def test_a_worse_figure_never_improves_the_rating(reversal, overload, late, more
         reversal_rate=min(1.0, reversal + more), overload=overload + more_load, late_share=late
     )
     assert order[worse] >= order[base]
+
+
+@pytest.mark.parametrize(
+    ("reversal", "late", "pools", "tubes", "rating"),
+    [
+        (1.0, 0.0, 1, 500, "green"),  # one reversed pool of one: too few to judge
+        (1.0, 0.0, 2, 500, "red"),  # two decided pools: the rate counts
+        (0.2, 0.0, 2, 500, "yellow"),
+        (0.0, 1.0, 10, 4, "green"),  # four tubes: lateness not judged
+        (0.0, 1.0, 10, 5, "red"),
+        (0.0, 0.1, 10, 5, "yellow"),
+    ],
+)
+def test_a_rate_resting_on_too_few_pools_or_tubes_plays_no_part(
+    reversal, late, pools, tubes, rating
+):
+    assert (
+        rules.lab_rating(
+            reversal_rate=reversal,
+            overload=0.5,
+            late_share=late,
+            pools_decided=pools,
+            tubes_received=tubes,
+        )
+        == rating
+    )
+
+
+def test_overload_is_judged_whatever_the_counts():
+    assert (
+        rules.lab_rating(
+            reversal_rate=0.0, overload=1.5, late_share=0.0, pools_decided=0, tubes_received=0
+        )
+        == "red"
+    )
