@@ -28,7 +28,7 @@ from bastion.core.errors import FieldProblem, InvalidInput
 from bastion.isolation import schedule
 from bastion.isolation.enums import OPEN_TRANSFER, PlacementStatus, TransferStatus
 from bastion.isolation.models import Placement, PlacementTest, TransferTask
-from bastion.isolation.sql import among, chunks, expire
+from bastion.isolation.sql import TASK_COLUMNS, among, chunks, expire
 from bastion.protocols.profiles import Profile, get_profile
 
 #: An early release is a command decision (see :data:`bastion.isolation.service.OVERRIDE_PERM`).
@@ -178,7 +178,7 @@ def _mark_released(
         )
 
 
-#: The columns of a follow-on home-monitoring placement and of a transfer task (bulk path).
+#: The columns of a follow-on home-monitoring placement (bulk path).
 _FOLLOW_COLUMNS = (
     "person_id",
     "region_code",
@@ -191,17 +191,6 @@ _FOLLOW_COLUMNS = (
     "starts_on",
     "planned_end_on",
     "follows_id",
-    "created_at",
-)
-_TASK_COLUMNS = (
-    "person_id",
-    "placement_id",
-    "region_code",
-    "kind",
-    "destination",
-    "status",
-    "special_needs",
-    "created_on",
     "created_at",
 )
 
@@ -250,7 +239,7 @@ def _follow_on(db_session: Session, released: list[Any], day: date) -> tuple[int
     bulk_insert(
         db_session,
         TransferTask,
-        _TASK_COLUMNS,
+        TASK_COLUMNS,
         (
             (
                 p.person_id,
@@ -662,7 +651,7 @@ def _after_discharge(
     bulk_insert(
         db_session,
         TransferTask,
-        _TASK_COLUMNS,
+        TASK_COLUMNS,
         (
             (
                 r.person_id,

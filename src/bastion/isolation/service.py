@@ -55,6 +55,7 @@ from bastion.isolation.releases import (
     release_many,
 )
 from bastion.isolation.results import TestBatchReport, TestItem, record_tests
+from bastion.isolation.sql import TASK_COLUMNS
 from bastion.protocols import service as protocol_service
 from bastion.protocols.profiles import Profile, get_profile
 
@@ -185,17 +186,6 @@ _PLACEMENT_COLUMNS = (
     "planned_end_on",
     "created_at",
 )
-_TASK_COLUMNS = (
-    "person_id",
-    "placement_id",
-    "region_code",
-    "kind",
-    "destination",
-    "status",
-    "special_needs",
-    "created_on",
-    "created_at",
-)
 
 
 def place_needs(
@@ -286,7 +276,7 @@ def place_needs(
             for key, (need, _plan, _profile) in fresh.items()
             if need.destination != "home"
         ]
-        bulk_insert(db_session, TransferTask, _TASK_COLUMNS, tasks)
+        bulk_insert(db_session, TransferTask, TASK_COLUMNS, tasks)
         audit_service.record(
             db_session=db_session,
             actor=principal,

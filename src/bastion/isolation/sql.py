@@ -10,6 +10,19 @@ from sqlalchemy.orm import Session
 
 from bastion.core.db import is_postgres
 
+#: The columns of a transfer task that the bulk paths write (placements and releases).
+TASK_COLUMNS = (
+    "person_id",
+    "placement_id",
+    "region_code",
+    "kind",
+    "destination",
+    "status",
+    "special_needs",
+    "created_on",
+    "created_at",
+)
+
 _CHUNK = 5_000
 _PG_CHUNK = 100_000
 

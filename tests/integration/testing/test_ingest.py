@@ -395,3 +395,55 @@ def test_a_signed_personal_code_names_its_person_and_a_bad_one_is_refused(db, se
         (4, "person", "scan.code_forged"),
         (5, "person", "scan.bad_person_code"),
     ]
+
+
+def test_the_bulk_verdict_statement_judges_as_the_live_one(db, setup, monkeypatch):
+    # Files land in chunks of thousands, judged on PostgreSQL by a statement of their own
+    # (statements.PG_CLASSIFY_BULK); the live API's small groups by CLASSIFY. Same batch, both
+    # ways, the same answers and members (the threshold lowered to reach the bulk statement).
+    rnd, site, people = setup
+    stranger = factories.person(db, region_code=NANGUAN_GRID_2)
+    run(db, scans(rnd, site, "TF00000001", people[:1]), key="before-both")  # already sampled
+
+    def batch():
+        rows = scans(rnd, site, "TF00000002", people[1:4])  # good
+        rows += scans(rnd, site, "TF00000002", people[1:2], start_row=4)  # double beep
+        rows += scans(rnd, site, "TF00000003", people[2:3], start_row=5)  # person twice
+        rows += scans(rnd, site, "TF00000004", people[:1], start_row=6)  # already sampled
+        rows += scans(rnd, site, "TF00000001", people[:1], start_row=7)  # unchanged
+        rows += scans(rnd, site, "TF00000005", [stranger], start_row=8)  # off-grid
+        unknown = RawScan(**{**rows[0].__dict__, "row": 9, "person": "f" * 24})
+        full = [
+            RawScan(**{**r.__dict__, "capacity": 2})
+            for r in scans(rnd, site, "TF00000006", people[4:7], start_row=10)
+        ]
+        return [*rows, unknown, *full]
+
+    def judged(key):
+        report = run(db, batch(), key=key)
+        tubes = {
+            barcode: [(m.person_id, m.position) for m in members_of(db, barcode)[1]]
+            for barcode in ("TF00000002", "TF00000005", "TF00000006")
+        }
+        answer = (report.accepted, report.refused, report.unchanged, report.flagged)
+        problems = [(p.row, p.field, p.reason) for p in report.problems + report.flags]
+        return answer, problems, tubes
+
+    with db.begin_nested() as live:
+        first = judged("both-live")
+        live.rollback()
+    monkeypatch.setattr(ingest, "SMALL", 1)
+    with db.begin_nested() as bulk:
+        second = judged("both-bulk")
+        bulk.rollback()
+    assert first == second
+    answer, problems, tubes = first
+    assert answer == (6, 4, 2, 1)
+    assert problems == [
+        (2, "person", "scan.person_twice"),  # row 5 was scanned first (a second earlier)
+        (6, "person", "scan.already_sampled"),
+        (9, "person", "scan.unknown_person"),
+        (12, "tube", "scan.tube_full"),
+        (8, "person", "scan.off_grid"),
+    ]
+    assert [p for p, _ in tubes["TF00000006"]] == [people[4].id, people[5].id]

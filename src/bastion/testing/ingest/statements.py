@@ -139,6 +139,20 @@ _FRESH_ID = {
     "sqlite": "(SELECT a FROM ids) + barcode_rank",
 }
 
+#: A row's verdict before the pool size is applied (CLASSIFY and PG_CLASSIFY_BULK share it: the
+#: same refusals, in the same order, whichever statement judges the chunk).
+_VERDICT0 = """CASE
+               WHEN person_id IS NULL THEN 'unknown_person'
+               WHEN tube_id IS NOT NULL AND tube_round <> round_id THEN 'tube_other_round'
+               WHEN tube_id IS NOT NULL AND tube_site <> site_id THEN 'tube_other_site'
+               WHEN prior_tube IS NOT NULL AND prior_tube = tube_id THEN 'unchanged'
+               WHEN prior_tube IS NOT NULL THEN 'already_sampled'
+               WHEN NOT retest AND person_rank > 1 AND first_barcode = barcode THEN 'duplicate'
+               WHEN NOT retest AND person_rank > 1 THEN 'person_twice'
+               WHEN tube_id IS NOT NULL AND tube_state <> 'open' THEN 'tube_closed'
+               ELSE 'ok'
+           END AS verdict0"""
+
 _CLASSIFY = """
 WITH ids AS MATERIALIZED {fresh_ids},
 resolved AS (
@@ -169,17 +183,7 @@ tubed AS (
 ),
 judged AS (
     SELECT tubed.*,
-           CASE
-               WHEN person_id IS NULL THEN 'unknown_person'
-               WHEN tube_id IS NOT NULL AND tube_round <> round_id THEN 'tube_other_round'
-               WHEN tube_id IS NOT NULL AND tube_site <> site_id THEN 'tube_other_site'
-               WHEN prior_tube IS NOT NULL AND prior_tube = tube_id THEN 'unchanged'
-               WHEN prior_tube IS NOT NULL THEN 'already_sampled'
-               WHEN NOT retest AND person_rank > 1 AND first_barcode = barcode THEN 'duplicate'
-               WHEN NOT retest AND person_rank > 1 THEN 'person_twice'
-               WHEN tube_id IS NOT NULL AND tube_state <> 'open' THEN 'tube_closed'
-               ELSE 'ok'
-           END AS verdict0
+{verdict0}
     FROM tubed
 ),
 placed AS (
@@ -220,7 +224,7 @@ FROM placed p
 #: - positions are a running count of the accepted rows within the barcode, so the second sort
 #:   is by barcode and scan order only (not by the verdict too);
 #: - rows carry only the columns the verdicts need through the two sorts (not token, ID hash).
-PG_CLASSIFY_BULK = """
+PG_CLASSIFY_BULK = f"""
 WITH barcodes AS MATERIALIZED (
     SELECT d.barcode, t.id AS tube_id, t.round_id AS tube_round, t.site_id AS tube_site,
            t.state AS tube_state, t.capacity AS tube_cap, t.member_count AS filled,
@@ -268,17 +272,7 @@ ranked AS (
 ),
 judged AS (
     SELECT ranked.*,
-           CASE
-               WHEN person_id IS NULL THEN 'unknown_person'
-               WHEN tube_id IS NOT NULL AND tube_round <> round_id THEN 'tube_other_round'
-               WHEN tube_id IS NOT NULL AND tube_site <> site_id THEN 'tube_other_site'
-               WHEN prior_tube IS NOT NULL AND prior_tube = tube_id THEN 'unchanged'
-               WHEN prior_tube IS NOT NULL THEN 'already_sampled'
-               WHEN NOT retest AND person_rank > 1 AND first_barcode = barcode THEN 'duplicate'
-               WHEN NOT retest AND person_rank > 1 THEN 'person_twice'
-               WHEN tube_id IS NOT NULL AND tube_state <> 'open' THEN 'tube_closed'
-               ELSE 'ok'
-           END AS verdict0
+{_VERDICT0}
     FROM ranked
 ),
 placed AS (
@@ -302,13 +296,15 @@ SELECT p.batch_id, p.row_no, p.round_id, p.site_id, p.site_region, p.barcode, p.
        ),
        CASE WHEN p.verdict0 = 'ok' AND p.pos > p.cap THEN 'tube_full' ELSE p.verdict0 END
 FROM placed p
-"""
+"""  # noqa: S608 - fixed fragments, no input
 
 
 def classify(db_session: Session) -> str:
     """The chunk's judging statement for the session's database."""
     dialect = "postgresql" if is_postgres(db_session) else "sqlite"
-    return _CLASSIFY.format(fresh_ids=_FRESH_IDS[dialect], fresh_id=_FRESH_ID[dialect])
+    return _CLASSIFY.format(
+        fresh_ids=_FRESH_IDS[dialect], fresh_id=_FRESH_ID[dialect], verdict0=_VERDICT0
+    )
 
 
 #: One scan of the tubes' barcode index for the chunk's barcodes, which also yields the rows in
