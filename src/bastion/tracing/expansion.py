@@ -131,6 +131,21 @@ WHERE e.exposed_on <= :day
 GROUP BY e.other_id, c.case_id
 """
 
+#: The case's household, from the registry: everyone living with a case is a close contact
+#: exposed up to the expansion day, whether or not anyone recorded it as an exposure (a case
+#: found by a screening round has its household traced at once). An edge already staged for the
+#: same person and case only has its last exposure moved to the day.
+HOUSEHOLD_HOP = """
+INSERT INTO exp_close (person_id, case_id, last_on)
+SELECT h.id, c.case_id, :day
+FROM exp_cases c
+JOIN persons p ON p.id = c.person_id
+JOIN persons h ON h.household_id = p.household_id
+WHERE p.household_id IS NOT NULL AND h.id <> p.id
+  AND NOT EXISTS (SELECT 1 FROM cases k WHERE k.person_id = h.id AND k.status = 'open')
+ON CONFLICT (person_id, case_id) DO UPDATE SET last_on = excluded.last_on
+"""
+
 #: One row per staged person of a level: the active contact it has (one probe of the partial
 #: unique index per person, as a correlated subquery: see "Plans"), else a new id (the contacts
 #: sequence; SQLite: past the largest id in use or staged). People without a persons row get no
@@ -590,6 +605,7 @@ def _expand_staged(
     if cases == 0:
         return ExpansionResult(profile=profile.key)
     close_candidates = run(db_session, FIRST_HOP, day=day).rowcount or 0
+    close_candidates += run(db_session, HOUSEHOLD_HOP, day=day).rowcount or 0
     traced = classify.contact_level(source="close", profile=profile) is not None
     result = _store_contacts(db_session, day=day, now=now, secondary=traced)
     result.cases = cases

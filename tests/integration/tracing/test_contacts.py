@@ -244,3 +244,27 @@ def test_investigators_name_the_exposed_by_id_number_and_the_lookup_is_audited(d
     [lookup] = [e for e in entries if e.action == "person.lookup"]
     assert json.loads(lookup.details) == {"purpose": "exposures", "numbers": 2, "found": 1}
     assert number not in lookup.details  # the numbers themselves are never written
+
+
+def test_a_cases_household_is_traced_from_the_registry_without_recorded_exposures(db):
+    index = factories.person(db, household="HH-TRACE-1")
+    spouse = factories.person(db, household="HH-TRACE-1")
+    child = factories.person(db, household="HH-TRACE-1")
+    ill = factories.person(db, household="HH-TRACE-1")
+    neighbour = factories.person(db, household="HH-TRACE-2")
+    case(db, ill)  # already a case: not a contact of the other
+    first = case(db, index)
+    result = tracing_service.expand(
+        db_session=db, principal=system_principal(), case_refs=[first.code]
+    )
+    assert {contact_of(db, p).level for p in (spouse, child)} == {"close"}
+    assert contact_of(db, spouse).last_exposure_on == TODAY  # living together: up to today
+    assert contact_of(db, ill) is None
+    assert contact_of(db, neighbour) is None
+    assert len(result.close_ids) == 2
+    [link] = tracing_service.links_of(db, contact_of(db, spouse).id)
+    assert (link.case_id, link.via_contact_id) == (first.id, None)
+    again = tracing_service.expand(
+        db_session=db, principal=system_principal(), case_refs=[first.code]
+    )
+    assert (again.close_ids, again.secondary_ids) == ([], [])
