@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from bastion.core.errors import FieldProblem
+from bastion.core.text import has_control
 from bastion.registry.enums import SPECIAL_GROUP_ALIASES, IdType, SpecialGroup
 from bastion.registry.idnumber import IdNumberError, normalise, parse_resident_id
 
@@ -48,10 +49,6 @@ def _text(values: Mapping[str, object], key: str) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value).strip()
-
-
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
 
 
 def parse_date(raw: str) -> date | None:
@@ -111,7 +108,7 @@ def check_person(
         bad("name", "field.required")
     elif len(name) > MAX_NAME:
         bad("name", "field.too_long", max=MAX_NAME)
-    elif _has_control(name):
+    elif has_control(name):
         bad("name", "field.control_chars")
 
     id_type = _text(values, "id_type") or IdType.resident_id.value
@@ -178,13 +175,13 @@ def check_person(
     address = _text(values, "address")
     if len(address) > MAX_ADDRESS:
         bad("address", "field.too_long", max=MAX_ADDRESS)
-    elif _has_control(address):
+    elif has_control(address):
         bad("address", "field.control_chars")
 
     household = _text(values, "household") or None
     if household and len(household) > MAX_HOUSEHOLD:
         bad("household", "field.too_long", max=MAX_HOUSEHOLD)
-    elif household and _has_control(household):
+    elif household and has_control(household):
         bad("household", "field.control_chars")
 
     groups_raw = values.get("special_groups")
