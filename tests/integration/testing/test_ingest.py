@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -178,9 +179,7 @@ def test_each_bad_scan_is_refused_with_its_field_and_the_good_rows_land(
 ):
     rnd, site, people = setup
     good = scans(rnd, site, "TB00000011", people[:2])
-    bad = RawScan(
-        **{**scans(rnd, site, "TB00000012", people[2:3], start_row=3)[0].__dict__, **change}
-    )
+    bad = dataclasses.replace(scans(rnd, site, "TB00000012", people[2:3], start_row=3)[0], **change)
     report = run(db, [*good, bad])
     assert report.accepted == 2
     assert [(p.row, p.field, p.reason) for p in report.problems] == [(3, field, reason)]
@@ -274,9 +273,9 @@ def test_a_stream_read_in_a_thread_over_several_chunks_judges_like_one_batch(db,
     rows = scans(rnd, site, "TC00000090", people[:6]) + scans(
         rnd, site, "TC00000091", people[6:12], start_row=7
     )
-    rows[3] = RawScan(**{**rows[3].__dict__, "tube": "not a barcode"})  # row 4: refused early
+    rows[3] = dataclasses.replace(rows[3], tube="not a barcode")  # row 4: refused early
     # Row 1's person again, three chunks later: refused as already sampled (row 1 has landed).
-    rows.append(RawScan(**{**rows[0].__dict__, "row": 13, "tube": "TC00000091"}))
+    rows.append(dataclasses.replace(rows[0], row=13, tube="TC00000091"))
     report = ingest.ingest_scans(
         db_session=db,
         principal=system_principal(),
@@ -412,9 +411,9 @@ def test_the_bulk_verdict_statement_judges_as_the_live_one(db, setup, monkeypatc
         rows += scans(rnd, site, "TF00000004", people[:1], start_row=6)  # already sampled
         rows += scans(rnd, site, "TF00000001", people[:1], start_row=7)  # unchanged
         rows += scans(rnd, site, "TF00000005", [stranger], start_row=8)  # off-grid
-        unknown = RawScan(**{**rows[0].__dict__, "row": 9, "person": "f" * 24})
+        unknown = dataclasses.replace(rows[0], row=9, person="f" * 24)
         full = [
-            RawScan(**{**r.__dict__, "capacity": 2})
+            dataclasses.replace(r, capacity=2)
             for r in scans(rnd, site, "TF00000006", people[4:7], start_row=10)
         ]
         return [*rows, unknown, *full]

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,7 @@ from bastion.core.db import bulk_insert, index_lookups, is_postgres
 from bastion.core.errors import FieldProblem
 from bastion.testing import coverage, pools
 from bastion.testing.ingest.feed import Caller, Chunk, Work, chunks, direct, threaded
+from bastion.testing.ingest.resolve import open_resolver
 from bastion.testing.ingest.rows import (
     MAX_REPORTED,
     VERDICTS,
@@ -42,6 +44,7 @@ from bastion.testing.ingest.rows import (
 from bastion.testing.ingest.statements import (
     COPY_MEMBERS_IN,
     COPY_MEMBERS_OUT,
+    COPY_RESOLVED_IN,
     COUNT_MEMBERS,
     CREATE_TUBES,
     INSERT_MEMBERS,
@@ -50,6 +53,7 @@ from bastion.testing.ingest.statements import (
     PG_BULK_LOCK,
     PG_BULK_WRITE_TUBES,
     PG_CLASSIFY_BULK,
+    PG_CLASSIFY_RESOLVED,
     PG_OPEN,
     PG_OUTCOMES_CLEARED,
     PG_WRITE_ALL,
@@ -164,18 +168,31 @@ def ingest_batches(
         def make_context(principal: Principal, call: Caller) -> ScanContext:
             return ScanContext(db_session, principal, sites, call)
 
-        def produce(call: Caller) -> Iterator[Chunk]:
-            return chunks(work, make_context, chunk, call)
+        # The coverage counters' statements, built once per round for the whole call (the live
+        # API keeps them across calls with its sites).
+        state = _Landing(kept=sites.statements if sites is not None else {})
+        # A large file's chunks have their people looked up on a second connection, in the
+        # thread that checks the rows, while this one lands the chunk before (``resolve``).
+        resolver = open_resolver(db_session) if pipelined and postgres and chunk >= SMALL else None
 
-        forced = True  # PG_OPEN forced index lookups
-        for part in threaded(produce) if pipelined else produce(direct):
-            for batch_id, problem in part.problems:
-                by_id[batch_id].refuse(problem)
-            for batch_id, round_id in part.rounds.items():
-                round_of.setdefault(batch_id, round_id)
-            if part.rows:
-                _land_chunk(db_session, part, by_id, postgres=postgres, forced=forced, sites=sites)
-                forced = not postgres or len(part.rows) < SMALL
+        def produce(call: Caller) -> Iterator[Chunk]:
+            for part in chunks(work, make_context, chunk, call):
+                if resolver is not None and len(part.rows) >= SMALL and not state.careful:
+                    part.resolved = resolver.resolve(part.rows)
+                yield part
+
+        try:
+            for part in threaded(produce) if pipelined else produce(direct):
+                for batch_id, problem in part.problems:
+                    by_id[batch_id].refuse(problem)
+                for batch_id, round_id in part.rounds.items():
+                    round_of.setdefault(batch_id, round_id)
+                if part.rows:
+                    _land_chunk(db_session, part, by_id, postgres=postgres, state=state)
+                    state.forced = not postgres or len(part.rows) < SMALL
+        finally:
+            if resolver is not None:
+                resolver.close()
 
         received_at = clock.now()
         rows = []
@@ -247,20 +264,54 @@ _RETEST = STAGE_COLUMNS.index("retest")
 SMALL = 5_000
 
 
+def _write_bulk(raw: Any, classify_statement: str) -> None:
+    """Judge a large chunk with ``classify_statement`` and write its tubes and members."""
+    raw.execute(classify_statement)
+    raw.execute(PG_BULK_WRITE_TUBES)
+    # COPY writes the heap and indexes in bulk, INSERT … SELECT row by row (about twice the
+    # cost at this size): the members go out of the verdicts as binary COPY data and straight
+    # back in, never becoming Python objects (the column types match).
+    data = bytearray()
+    with raw.cursor() as cur:
+        with cur.copy(COPY_MEMBERS_OUT) as out:
+            for block in out:
+                data += block
+        with cur.copy(COPY_MEMBERS_IN) as into:
+            into.write(data)
+
+
+@dataclass
+class _Landing:
+    """What one call's chunks share as they land."""
+
+    #: The coverage counters' statements (``coverage.add_sampled_from_verdict``).
+    kept: dict[tuple[Any, ...], tuple[float, Any]]
+    #: Whether index lookups are forced already (PG_OPEN forces them).
+    forced: bool = True
+    #: Set once a resolved chunk had to be judged again (the file names people twice across
+    #: chunks): the rest are judged whole at once, without the reader.
+    careful: bool = False
+
+
 def _land_chunk(
     db_session: Session,
     part: Chunk,
     reports: dict[int, IngestReport],
     *,
     postgres: bool,
-    forced: bool,
-    sites: SiteCache | None = None,
+    state: _Landing,
 ) -> None:
     small = len(part.rows) < SMALL
     raw: Any = db_session.connection().connection.driver_connection
-    # Binary COPY at every size: psycopg adapts each value in C, where one INSERT … unnest of
-    # column arrays cost about 1 ms of Python per 150 rows (its array dumpers are Python).
-    bulk_insert(db_session, "scan_stage", STAGE_COLUMNS, part.rows)
+    if part.resolved is not None:
+        # The reader's binary rows go straight in (``resolve``).
+        with raw.cursor() as cur, cur.copy(COPY_RESOLVED_IN) as into:
+            into.write(part.resolved)
+    else:
+        # Binary COPY at every size: psycopg adapts each value in C, where one INSERT … unnest
+        # of column arrays cost about 1 ms of Python per 150 rows (its array dumpers are
+        # Python).
+        bulk_insert(db_session, "scan_stage", STAGE_COLUMNS, part.rows)
     if postgres:
         # Every join of LOCK_TUBES and CLASSIFY is by a unique or leading index column, while
         # statistics on tubes and tube_members lag far behind a round's growth (a new round
@@ -269,7 +320,7 @@ def _land_chunk(
         # would otherwise compute the same next positions (the unique (tube, position) index
         # would then refuse the second writer; SQLite's single writer needs no lock).
         if small:
-            if not forced:
+            if not state.forced:
                 raw.execute(pg_index_lookups(True))
             raw.execute(LOCK_TUBES)
             raw.execute(classify(db_session))
@@ -279,18 +330,22 @@ def _land_chunk(
             # are index probes by construction, so it may hash-join the chunk's own rows
             # (statements.PG_CLASSIFY_BULK); WRITE_TUBES runs with hash joins forbidden again.
             raw.execute(PG_BULK_LOCK)
-            raw.execute(PG_CLASSIFY_BULK)
-            raw.execute(PG_BULK_WRITE_TUBES)
-            # COPY writes the heap and indexes in bulk, INSERT … SELECT row by row (about twice
-            # the cost at this size): the members go out of the verdicts as binary COPY data and
-            # straight back in, never becoming Python objects (the column types match).
-            data = bytearray()
-            with raw.cursor() as cur:
-                with cur.copy(COPY_MEMBERS_OUT) as out:
-                    for block in out:
-                        data += block
-                with cur.copy(COPY_MEMBERS_IN) as into:
-                    into.write(data)
+            if part.resolved is None or state.careful:
+                _write_bulk(raw, PG_CLASSIFY_BULK)
+            else:
+                # The reader judged against what is committed; a person this transaction has
+                # already put in the round stops the members' COPY at the unique index, and
+                # the chunk is judged again from the start, whole.
+                raw.execute("SAVEPOINT scan_chunk")
+                try:
+                    _write_bulk(raw, PG_CLASSIFY_RESOLVED)
+                except psycopg.errors.UniqueViolation as err:
+                    if err.diag.constraint_name != "uq_tube_members_round_person":
+                        raise
+                    raw.execute("ROLLBACK TO SAVEPOINT scan_chunk")
+                    state.careful = True
+                    _write_bulk(raw, PG_CLASSIFY_BULK)
+                raw.execute("RELEASE SAVEPOINT scan_chunk")
             # The coverage counters group the chunk by region: let the planner choose.
             raw.execute(pg_index_lookups(False))
     else:
@@ -301,9 +356,7 @@ def _land_chunk(
         db_session.execute(text(CREATE_TUBES))
         db_session.execute(text(INSERT_MEMBERS))
     # Coverage counters (issue #3 part 8); the live API keeps their statements with its sites.
-    coverage.add_sampled_from_verdict(
-        db_session=db_session, kept=sites.statements if sites is not None else None
-    )
+    coverage.add_sampled_from_verdict(db_session=db_session, kept=state.kept)
     unowed: list[tuple[int, int]] = []
     if any(row[_RETEST] for row in part.rows):
         # The retest tasks these scans answer are "sampled" from now (issue #3 part 6); a

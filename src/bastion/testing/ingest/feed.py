@@ -38,6 +38,8 @@ class Chunk:
     problems: list[tuple[int, FieldProblem]] = field(default_factory=list)
     staged: dict[int, int] = field(default_factory=dict)
     rounds: dict[int, int] = field(default_factory=dict)
+    #: The rows as a reading connection resolved them (``resolve``), if one did.
+    resolved: bytes | None = None
 
 
 @dataclass(frozen=True)

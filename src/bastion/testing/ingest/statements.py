@@ -34,11 +34,23 @@ STAGE_COLUMNS = [
 ]
 
 
+#: What a reading connection adds to a large chunk's rows before the writer sees them
+#: (``resolve``; NULL otherwise): the person, their home, the tube a committed member of the
+#: round already puts them in, and their rank among the chunk's scans of them.
+RESOLVED_COLUMNS = [
+    "known_person",
+    "known_home",
+    "known_prior",
+    "known_rank",
+    "known_first",
+]
+
 _STAGE_DDL = """CREATE TEMPORARY TABLE IF NOT EXISTS scan_stage (
     batch_id BIGINT, row_no BIGINT, round_id INTEGER, site_id INTEGER,
     site_region VARCHAR(15), barcode VARCHAR(24), person_token VARCHAR(32),
     id_hash VARCHAR(64), scanned_at {ts}, kind VARCHAR(16), capacity SMALLINT,
-    retest BOOLEAN, has_grids BOOLEAN){on_commit}"""
+    retest BOOLEAN, has_grids BOOLEAN, known_person BIGINT, known_home VARCHAR(15),
+    known_prior BIGINT, known_rank BIGINT, known_first VARCHAR(24)){on_commit}"""
 # Column types match tube_members' where a member's value is copied from here (binary COPY
 # passes the bytes through unchanged).
 _VERDICT_DDL = """CREATE TEMPORARY TABLE IF NOT EXISTS scan_verdict (
@@ -224,8 +236,9 @@ FROM placed p
 #: - positions are a running count of the accepted rows within the barcode, so the second sort
 #:   is by barcode and scan order only (not by the verdict too);
 #: - rows carry only the columns the verdicts need through the two sorts (not token, ID hash).
-PG_CLASSIFY_BULK = f"""
-WITH barcodes AS MATERIALIZED (
+#: Every chunk barcode's tube, if it has one (a lookup by a unique index per distinct barcode),
+#: and a new id from the tubes' sequence if not.
+_BARCODES = """barcodes AS MATERIALIZED (
     SELECT d.barcode, t.id AS tube_id, t.round_id AS tube_round, t.site_id AS tube_site,
            t.state AS tube_state, t.capacity AS tube_cap, t.member_count AS filled,
            CASE WHEN t.id IS NULL THEN nextval('tubes_id_seq') END AS fresh_id
@@ -234,7 +247,45 @@ WITH barcodes AS MATERIALIZED (
         SELECT id, round_id, site_id, state, capacity, member_count
         FROM tubes WHERE tubes.barcode = d.barcode LIMIT 1
     ) t ON true
-),
+)"""
+
+#: The person of a staged row by token or ID hash (``{when}``: a condition on the row that
+#: must hold for the lookups to run at all).
+_PERSON_LOOKUPS = """LEFT JOIN LATERAL (
+        SELECT id, region_code FROM persons
+        WHERE {when}s.person_token IS NOT NULL AND persons.token = s.person_token LIMIT 1
+    ) pt ON true
+    LEFT JOIN LATERAL (
+        SELECT id, region_code FROM persons
+        WHERE {when}s.id_hash IS NOT NULL AND persons.id_hash = s.id_hash LIMIT 1
+    ) ph ON true"""
+
+#: Positions (a running count of the accepted rows within the barcode, so one sort by barcode
+#: and scan order serves), then the verdict rows; ``judged`` has every column it names.
+_PLACE_AND_WRITE = """placed AS (
+    SELECT judged.*,
+           filled + COUNT(*) FILTER (WHERE verdict0 = 'ok') OVER (
+               PARTITION BY barcode ORDER BY scanned_at, batch_id, row_no
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+           ) AS pos
+    FROM judged
+)
+INSERT INTO scan_verdict (batch_id, row_no, round_id, site_id, site_region, barcode, kind, capacity,
+                          retest, scanned_at, person_id, home, tube_id, fresh_id, position,
+                          off_grid, verdict)
+SELECT p.batch_id, p.row_no, p.round_id, p.site_id, p.site_region, p.barcode, p.kind, p.cap,
+       p.retest, p.scanned_at, p.person_id, p.home, p.tube_id,
+       CASE WHEN p.tube_id IS NULL AND p.verdict0 = 'ok' THEN p.fresh_id END,
+       CASE WHEN p.verdict0 = 'ok' AND p.pos <= p.cap THEN p.pos END,
+       p.has_grids AND NOT EXISTS (
+           SELECT 1 FROM sampling_site_grids g
+           WHERE g.site_id = p.site_id AND g.region_code = p.home
+       ),
+       CASE WHEN p.verdict0 = 'ok' AND p.pos > p.cap THEN 'tube_full' ELSE p.verdict0 END
+FROM placed p"""
+
+PG_CLASSIFY_BULK = f"""
+WITH {_BARCODES},
 tubed AS (
     SELECT s.batch_id, s.row_no, s.round_id, s.site_id, s.site_region, s.barcode, s.kind,
            s.retest, s.scanned_at, s.has_grids,
@@ -246,14 +297,7 @@ tubed AS (
            m.tube_id AS prior_tube
     FROM scan_stage s
     LEFT JOIN barcodes b ON b.barcode = s.barcode
-    LEFT JOIN LATERAL (
-        SELECT id, region_code FROM persons
-        WHERE s.person_token IS NOT NULL AND persons.token = s.person_token LIMIT 1
-    ) pt ON true
-    LEFT JOIN LATERAL (
-        SELECT id, region_code FROM persons
-        WHERE s.id_hash IS NOT NULL AND persons.id_hash = s.id_hash LIMIT 1
-    ) ph ON true
+    {_PERSON_LOOKUPS.format(when="")}
     LEFT JOIN LATERAL (
         SELECT m.tube_id FROM tube_members m
         WHERE NOT s.retest AND m.round_id = s.round_id
@@ -275,27 +319,64 @@ judged AS (
 {_VERDICT0}
     FROM ranked
 ),
-placed AS (
-    SELECT judged.*,
-           filled + COUNT(*) FILTER (WHERE verdict0 = 'ok') OVER (
-               PARTITION BY barcode ORDER BY scanned_at, batch_id, row_no
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-           ) AS pos
-    FROM judged
-)
-INSERT INTO scan_verdict (batch_id, row_no, round_id, site_id, site_region, barcode, kind, capacity,
-                          retest, scanned_at, person_id, home, tube_id, fresh_id, position,
-                          off_grid, verdict)
-SELECT p.batch_id, p.row_no, p.round_id, p.site_id, p.site_region, p.barcode, p.kind, p.cap,
-       p.retest, p.scanned_at, p.person_id, p.home, p.tube_id,
-       CASE WHEN p.tube_id IS NULL AND p.verdict0 = 'ok' THEN p.fresh_id END,
-       CASE WHEN p.verdict0 = 'ok' AND p.pos <= p.cap THEN p.pos END,
-       p.has_grids AND NOT EXISTS (
-           SELECT 1 FROM sampling_site_grids g
-           WHERE g.site_id = p.site_id AND g.region_code = p.home
-       ),
-       CASE WHEN p.verdict0 = 'ok' AND p.pos > p.cap THEN 'tube_full' ELSE p.verdict0 END
-FROM placed p
+{_PLACE_AND_WRITE}
+"""  # noqa: S608 - fixed fragments, no input
+
+#: The reading connection's half of a large chunk (``resolve``): its rows, in its own
+#: ``scan_stage``, come back as binary COPY data with RESOLVED_COLUMNS filled from what is
+#: committed. A person the reader cannot see is a partition of their own: the writer looks
+#: them up and, if they are in the chunk twice, the unique index on (round, person) stops the
+#: chunk, which is then judged again whole (``PG_CLASSIFY_BULK``).
+PG_RESOLVE_OUT = f"""COPY (
+    SELECT {", ".join("s." + c for c in STAGE_COLUMNS)},
+           r.person_id, r.home, m.tube_id,
+           ROW_NUMBER() OVER person_order,
+           FIRST_VALUE(s.barcode) OVER person_order
+    FROM scan_stage s
+    {_PERSON_LOOKUPS.format(when="")}
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(pt.id, ph.id) AS person_id,
+               COALESCE(pt.region_code, ph.region_code) AS home
+    ) r
+    LEFT JOIN LATERAL (
+        SELECT m.tube_id FROM tube_members m
+        WHERE NOT s.retest AND m.round_id = s.round_id
+          AND m.person_id = r.person_id AND NOT m.retest
+        LIMIT 1
+    ) m ON true
+    WINDOW person_order AS (
+        PARTITION BY s.round_id, r.person_id, s.retest,
+                     CASE WHEN r.person_id IS NULL THEN s.batch_id END,
+                     CASE WHEN r.person_id IS NULL THEN s.row_no END
+        ORDER BY s.scanned_at, s.batch_id, s.row_no
+    )
+) TO STDOUT (FORMAT BINARY)"""  # noqa: S608 - fixed fragments, no input
+
+#: The writer's half of a resolved chunk: PG_CLASSIFY_BULK's verdicts with the reader's
+#: persons, earlier members and ranks taken as staged; only persons the reader could not see
+#: (written in this transaction) are looked up here.
+PG_CLASSIFY_RESOLVED = f"""
+WITH {_BARCODES},
+tubed AS (
+    SELECT s.batch_id, s.row_no, s.round_id, s.site_id, s.site_region, s.barcode, s.kind,
+           s.retest, s.scanned_at, s.has_grids,
+           COALESCE(s.known_person, pt.id, ph.id) AS person_id,
+           COALESCE(s.known_home, pt.region_code, ph.region_code) AS home,
+           b.tube_id, b.tube_round, b.tube_site, b.tube_state, b.fresh_id,
+           COALESCE(b.tube_cap, s.capacity) AS cap,
+           COALESCE(b.filled, 0) AS filled,
+           s.known_prior AS prior_tube, s.known_rank AS person_rank,
+           s.known_first AS first_barcode
+    FROM scan_stage s
+    LEFT JOIN barcodes b ON b.barcode = s.barcode
+    {_PERSON_LOOKUPS.format(when="s.known_person IS NULL AND ")}
+),
+judged AS (
+    SELECT tubed.*,
+{_VERDICT0}
+    FROM tubed
+),
+{_PLACE_AND_WRITE}
 """  # noqa: S608 - fixed fragments, no input
 
 
@@ -371,6 +452,10 @@ WHERE verdict = 'ok'
 """
 INSERT_MEMBERS = f"INSERT INTO tube_members ({', '.join(MEMBER_COLUMNS)}) {NEW_MEMBERS}"
 COPY_MEMBERS_OUT = f"COPY ({NEW_MEMBERS}) TO STDOUT (FORMAT BINARY)"
+#: A resolved chunk into the writer's staging table (``resolve``).
+COPY_RESOLVED_IN = (
+    f"COPY scan_stage ({', '.join(STAGE_COLUMNS + RESOLVED_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
 COPY_MEMBERS_IN = f"COPY tube_members ({', '.join(MEMBER_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 #: PostgreSQL, a small chunk: counts, new tubes and members in one statement.

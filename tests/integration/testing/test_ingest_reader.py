@@ -1,0 +1,166 @@
+"""Large files on PostgreSQL have their people looked up on a second, reading connection
+(``testing.ingest.resolve``) that sees only what is committed. Whatever it cannot see — people
+and members this very transaction wrote — the writer must still judge exactly as the live path
+does. These tests commit their setup (the reader must see it) in a database of their own."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bastion.core import clock
+from bastion.core.auth import system_principal
+from bastion.core.db import make_engine
+from bastion.testing import ingest
+from bastion.testing.ingest import RawScan, resolve
+from bastion.testing.models import Tube, TubeMember
+from tests.support import factories, world
+from tests.support.world import NANGUAN_GRID_2
+
+START = datetime(2022, 3, 25, 0, 0, tzinfo=UTC)
+NOW = START + timedelta(hours=6)
+
+
+@pytest.fixture(autouse=True)
+def _frozen():
+    with clock.frozen(NOW):
+        yield
+
+
+@pytest.fixture
+def committed(fresh_database_url):
+    """A round, a site and people, committed; one person already sampled, committed too."""
+    engine = make_engine(fresh_database_url)
+    with Session(engine) as session, session.begin():
+        world.build(session)
+        rnd = factories.round_(session, starts_at=START)
+        site = factories.site(session)
+        people = [factories.person(session) for _ in range(12)]
+        stranger = factories.person(session, region_code=NANGUAN_GRID_2)
+        refs = (rnd.code, site.code, [p.token for p in people], stranger.token)
+    with Session(engine) as session, session.begin():
+        report = ingest.ingest_scans(
+            db_session=session,
+            principal=system_principal(),
+            key="committed-before",
+            source="test",
+            scans=_scans(refs[0], refs[1], "TF00000001", refs[2][:1]),
+        )
+        assert report.accepted == 1
+    yield engine, refs
+    engine.dispose()
+
+
+def _scans(rnd, site, tube, tokens, *, start_row=1):
+    at = START + timedelta(hours=1)
+    return [
+        RawScan(
+            row=start_row + i,
+            round=rnd,
+            site=site,
+            tube=tube,
+            person=token,
+            scanned_at=at + timedelta(seconds=start_row + i),
+        )
+        for i, token in enumerate(tokens)
+    ]
+
+
+def _batch(rnd, site, tokens, stranger, newcomer):
+    rows = _scans(rnd, site, "TF00000002", tokens[1:4])  # good
+    rows += _scans(rnd, site, "TF00000002", tokens[1:2], start_row=4)  # double beep
+    rows += _scans(rnd, site, "TF00000003", tokens[2:3], start_row=5)  # person twice
+    rows += _scans(rnd, site, "TF00000004", tokens[:1], start_row=6)  # already sampled
+    rows += _scans(rnd, site, "TF00000001", tokens[:1], start_row=7)  # unchanged
+    rows += _scans(rnd, site, "TF00000005", [stranger], start_row=8)  # off-grid
+    rows.append(dataclasses.replace(rows[0], row=9, person="f" * 24))  # unknown
+    rows += [
+        dataclasses.replace(r, capacity=2)  # the third is one too many
+        for r in _scans(rnd, site, "TF00000006", tokens[4:7], start_row=10)
+    ]
+    # Registered in this transaction: the reader cannot see them; the writer must.
+    rows += _scans(rnd, site, "TF00000007", [newcomer, newcomer], start_row=13)
+    # Two chunks later (chunks of 5 rows), a person of the first chunk again, in another tube:
+    # the reader cannot see the first chunk's members either.
+    rows += _scans(rnd, site, "TF00000008", tokens[3:4] + tokens[7:9], start_row=15)
+    rows += _scans(rnd, site, "TF00000001", tokens[9:10], start_row=18)  # a committed tube
+    return rows
+
+
+def _judge(engine, refs, *, pipelined: bool) -> tuple:
+    """The batch in chunks of five, read in a thread (``pipelined``: the reader may run) or not
+    (the same chunks, judged by the writer alone); the answer, refusals and tubes."""
+    rnd, site, tokens, stranger = refs
+    with Session(engine) as session:
+        session.begin()
+        newcomer_row = factories.person(session)
+        newcomer = newcomer_row.token
+        report = ingest.ingest_scans(
+            db_session=session,
+            principal=system_principal(),
+            key="the-batch",
+            source="test",
+            scans=iter(_batch(rnd, site, tokens, stranger, newcomer)),
+            chunk=5,
+            pipelined=pipelined,
+        )
+        tubes = {}
+        for barcode in ("TF00000001", "TF00000002", "TF00000006", "TF00000007", "TF00000008"):
+            tube = session.execute(select(Tube).where(Tube.barcode == barcode)).scalar_one()
+            members = session.execute(
+                select(TubeMember.person_id, TubeMember.position, TubeMember.off_grid)
+                .where(TubeMember.tube_id == tube.id)
+                .order_by(TubeMember.position)
+            ).all()
+            tubes[barcode] = (
+                tube.member_count,
+                # The newcomer's id differs from run to run (sequences ignore rollbacks).
+                [("newcomer" if p == newcomer_row.id else p, pos, off) for p, pos, off in members],
+            )
+        session.rollback()
+    answer = (report.accepted, report.refused, report.unchanged, report.flagged)
+    problems = [(p.row, p.field, p.reason) for p in report.problems + report.flags]
+    return answer, problems, tubes
+
+
+def test_a_file_judged_with_the_reader_answers_as_the_writer_alone(committed, backend, monkeypatch):
+    engine, refs = committed
+    monkeypatch.setattr(ingest, "SMALL", 1)  # every chunk is "large": the files' statements
+    alone = _judge(engine, refs, pipelined=False)
+
+    resolved: list[int] = []
+    real = resolve.Resolver.resolve
+
+    def counted(self, rows):
+        resolved.append(len(rows))
+        return real(self, rows)
+
+    monkeypatch.setattr(resolve.Resolver, "resolve", counted)
+    with_reader = _judge(engine, refs, pipelined=True)
+
+    assert with_reader == alone
+    answer, problems, tubes = with_reader
+    assert answer == (10, 5, 3, 1)  # accepted, refused, unchanged, flagged
+    assert problems == [
+        (5, "person", "scan.person_twice"),
+        (6, "person", "scan.already_sampled"),  # committed before: the reader saw it
+        (9, "person", "scan.unknown_person"),
+        (12, "tube", "scan.tube_full"),  # the tube was made one chunk earlier
+        (15, "person", "scan.already_sampled"),  # landed two chunks earlier, not committed
+        (8, "person", "scan.off_grid"),
+    ]
+    assert [position for _, position, _ in tubes["TF00000001"][1]] == [1, 2]
+    assert tubes["TF00000001"][0] == 2  # the committed member, then row 18
+    assert len(tubes["TF00000007"][1]) == 1  # the newcomer once (row 14 is a double beep)
+    assert tubes["TF00000006"][0] == 2
+    if backend == "postgresql":
+        # The reader resolved the first three chunks; the third had to be judged again (rows
+        # 14 and 15 name people only this transaction had written), and from then on the
+        # writer judges alone (a fourth may have been resolved ahead, unused).
+        assert resolved[:3] == [5, 5, 5]
+    else:
+        assert resolved == []  # SQLite has no second connection to lend
