@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from bastion.core import clock
 from bastion.core.auth import system_principal
 from bastion.core.db import make_engine
+from bastion.registry.models import Person
 from bastion.testing import ingest
 from bastion.testing.ingest import RawScan, resolve
 from bastion.testing.models import Tube, TubeMember
@@ -147,7 +148,7 @@ def test_a_file_judged_with_the_reader_answers_as_the_writer_alone(committed, ba
     assert answer == (10, 5, 3, 1)  # accepted, refused, unchanged, flagged
     assert problems == [
         (5, "person", "scan.person_twice"),
-        (6, "person", "scan.already_sampled"),  # committed before: the reader saw it
+        (6, "person", "scan.already_sampled"),  # committed before
         (9, "person", "scan.unknown_person"),
         (12, "tube", "scan.tube_full"),  # the tube was made one chunk earlier
         (15, "person", "scan.already_sampled"),  # landed two chunks earlier, not committed
@@ -158,9 +159,59 @@ def test_a_file_judged_with_the_reader_answers_as_the_writer_alone(committed, ba
     assert len(tubes["TF00000007"][1]) == 1  # the newcomer once (row 14 is a double beep)
     assert tubes["TF00000006"][0] == 2
     if backend == "postgresql":
-        # The reader resolved the first three chunks; the third had to be judged again (rows
-        # 14 and 15 name people only this transaction had written), and from then on the
-        # writer judges alone (a fourth may have been resolved ahead, unused).
-        assert resolved[:3] == [5, 5, 5]
+        # The reader resolved the first chunk (its double beep and its person twice are the
+        # reader's ranks) and the second; the second had to be judged again (row 6's person
+        # was sampled before: the unique index said so, not a lookup), and from then on the
+        # writer judges alone, whatever the reader, a chunk ahead, may have resolved unused.
+        assert resolved[:2] == [5, 5]
     else:
         assert resolved == []  # SQLite has no second connection to lend
+
+
+def test_a_clean_file_lands_on_the_reader_path_alone(committed, backend, monkeypatch):
+    # A tube whose scans straddle two chunks (the writer made it; the reader cannot see it) and
+    # a person registered in this transaction: neither needs the whole verdicts again.
+    engine, refs = committed
+    rnd, site, tokens, _ = refs
+    monkeypatch.setattr(ingest, "SMALL", 1)
+    resolved: list[int] = []
+    real = resolve.Resolver.resolve
+
+    def counted(self, rows):
+        resolved.append(len(rows))
+        return real(self, rows)
+
+    monkeypatch.setattr(resolve.Resolver, "resolve", counted)
+    with Session(engine) as session:
+        session.begin()
+        newcomer = factories.person(session)
+        rows = _scans(rnd, site, "TG00000001", tokens[1:8])  # rows 1-7: chunks one and two
+        rows += _scans(rnd, site, "TG00000002", [newcomer.token, *tokens[8:10]], start_row=8)
+        rows += _scans(rnd, site, "TG00000003", tokens[10:12], start_row=11)
+        report = ingest.ingest_scans(
+            db_session=session,
+            principal=system_principal(),
+            key="clean",
+            source="test",
+            scans=iter(rows),
+            chunk=5,
+        )
+        assert (report.accepted, report.refused, report.unchanged) == (12, 0, 0)
+        members = session.execute(
+            select(Tube.barcode, Tube.member_count, TubeMember.position, TubeMember.person_id)
+            .join(TubeMember, TubeMember.tube_id == Tube.id)
+            .where(Tube.barcode.in_(["TG00000001", "TG00000002"]))
+            .order_by(Tube.barcode, TubeMember.position)
+        ).all()
+        ids = dict(
+            session.execute(select(Person.token, Person.id).where(Person.token.in_(tokens))).all()
+        )
+        session.rollback()
+    assert [(b, n, pos, pid) for b, n, pos, pid in members] == [
+        ("TG00000001", 7, i + 1, ids[t]) for i, t in enumerate(tokens[1:8])
+    ] + [
+        ("TG00000002", 3, i + 1, pid)
+        for i, pid in enumerate([newcomer.id, ids[tokens[8]], ids[tokens[9]]])
+    ]
+    # Every chunk went through the reader: none had to be judged again.
+    assert resolved == ([5, 5, 2] if backend == "postgresql" else [])

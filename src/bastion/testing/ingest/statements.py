@@ -37,20 +37,14 @@ STAGE_COLUMNS = [
 #: What a reading connection adds to a large chunk's rows before the writer sees them
 #: (``resolve``; NULL otherwise): the person, their home, the tube a committed member of the
 #: round already puts them in, and their rank among the chunk's scans of them.
-RESOLVED_COLUMNS = [
-    "known_person",
-    "known_home",
-    "known_prior",
-    "known_rank",
-    "known_first",
-]
+RESOLVED_COLUMNS = ["known_person", "known_home", "known_rank", "known_first"]
 
 _STAGE_DDL = """CREATE TEMPORARY TABLE IF NOT EXISTS scan_stage (
     batch_id BIGINT, row_no BIGINT, round_id INTEGER, site_id INTEGER,
     site_region VARCHAR(15), barcode VARCHAR(24), person_token VARCHAR(32),
     id_hash VARCHAR(64), scanned_at {ts}, kind VARCHAR(16), capacity SMALLINT,
     retest BOOLEAN, has_grids BOOLEAN, known_person BIGINT, known_home VARCHAR(15),
-    known_prior BIGINT, known_rank BIGINT, known_first VARCHAR(24)){on_commit}"""
+    known_rank BIGINT, known_first VARCHAR(24)){on_commit}"""
 # Column types match tube_members' where a member's value is copied from here (binary COPY
 # passes the bytes through unchanged).
 _VERDICT_DDL = """CREATE TEMPORARY TABLE IF NOT EXISTS scan_verdict (
@@ -329,7 +323,7 @@ judged AS (
 #: chunk, which is then judged again whole (``PG_CLASSIFY_BULK``).
 PG_RESOLVE_OUT = f"""COPY (
     SELECT {", ".join("s." + c for c in STAGE_COLUMNS)},
-           r.person_id, r.home, m.tube_id,
+           r.person_id, r.home,
            ROW_NUMBER() OVER person_order,
            FIRST_VALUE(s.barcode) OVER person_order
     FROM scan_stage s
@@ -338,12 +332,6 @@ PG_RESOLVE_OUT = f"""COPY (
         SELECT COALESCE(pt.id, ph.id) AS person_id,
                COALESCE(pt.region_code, ph.region_code) AS home
     ) r
-    LEFT JOIN LATERAL (
-        SELECT m.tube_id FROM tube_members m
-        WHERE NOT s.retest AND m.round_id = s.round_id
-          AND m.person_id = r.person_id AND NOT m.retest
-        LIMIT 1
-    ) m ON true
     WINDOW person_order AS (
         PARTITION BY s.round_id, r.person_id, s.retest,
                      CASE WHEN r.person_id IS NULL THEN s.batch_id END,
@@ -365,7 +353,7 @@ tubed AS (
            b.tube_id, b.tube_round, b.tube_site, b.tube_state, b.fresh_id,
            COALESCE(b.tube_cap, s.capacity) AS cap,
            COALESCE(b.filled, 0) AS filled,
-           s.known_prior AS prior_tube, s.known_rank AS person_rank,
+           NULL::BIGINT AS prior_tube, s.known_rank AS person_rank,
            s.known_first AS first_barcode
     FROM scan_stage s
     LEFT JOIN barcodes b ON b.barcode = s.barcode
