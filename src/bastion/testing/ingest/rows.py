@@ -211,6 +211,10 @@ class ScanContext:
         self.sites: dict[tuple[int, str], _SiteInRound | FieldProblem] = {}
         self.keys: dict[str, signing.PublicKey] | None = None
         self.now = clock.now()
+        #: The latest scan time accepted (a scanner's clock may run a little fast).
+        self.latest = self.now + CLOCK_SKEW
+        #: (round, site) as sent → what ``round`` and ``site`` found for them (``check_row``).
+        self.pairs: dict[tuple[str, str], tuple[RoundSeen, _SiteInRound]] = {}
 
     def round(self, ref: str, row: int) -> RoundSeen | FieldProblem:
         if ref not in self.rounds:
@@ -366,55 +370,73 @@ def _person_key(raw: str, row: int) -> tuple[str | None, str | None] | str | Fie
     return FieldProblem("person", "scan.bad_person_code", {}, row)
 
 
+#: The tube kinds a scan may name, and those that hold one person.
+_KINDS = frozenset(k.value for k in TubeKind)
+_ONE_PERSON = frozenset((TubeKind.single.value, TubeKind.retest.value))
+_POOLED = TubeKind.pooled.value
+_RETEST = TubeKind.retest.value
+
+
 def check_row(ctx: ScanContext, scan: RawScan) -> tuple[Any, ...] | FieldProblem:
-    """The staging tuple for a scan, or the first problem a row alone shows."""
-    rnd = ctx.round(str(scan.round).strip(), scan.row)
-    if isinstance(rnd, FieldProblem):
-        return rnd
-    site = ctx.site(rnd, str(scan.site).strip(), scan.row)
-    if isinstance(site, FieldProblem):
-        return site
+    """The staging tuple for a scan, or the first problem a row alone shows. Files run this
+    millions of times: the round and site of a (round, site) pair met before are taken from
+    ``ctx.pairs`` in one lookup."""
+    row = scan.row
+    pair = ctx.pairs.get((scan.round, scan.site))
+    if pair is None:
+        rnd = ctx.round(str(scan.round).strip(), row)
+        if isinstance(rnd, FieldProblem):
+            return rnd
+        site = ctx.site(rnd, str(scan.site).strip(), row)
+        if isinstance(site, FieldProblem):
+            return site
+        if isinstance(scan.round, str) and isinstance(scan.site, str):
+            ctx.pairs[(scan.round, scan.site)] = (rnd, site)
+    else:
+        rnd, site = pair
     barcode = rules.normalise_barcode(str(scan.tube))
     if not rules.is_valid_barcode(barcode):
-        return FieldProblem("tube", "scan.bad_barcode", {"value": barcode[:40]}, scan.row)
-    person = _person_key(str(scan.person), scan.row)
+        return FieldProblem("tube", "scan.bad_barcode", {"value": barcode[:40]}, row)
+    person = _person_key(str(scan.person), row)
     if isinstance(person, FieldProblem):
         return person
     moment = _parse_time(scan.scanned_at)
     if moment is None:
         return FieldProblem(
-            "scanned_at", "field.bad_datetime", {"value": str(scan.scanned_at)[:40]}, scan.row
+            "scanned_at", "field.bad_datetime", {"value": str(scan.scanned_at)[:40]}, row
         )
-    if moment > ctx.now + CLOCK_SKEW:
-        return FieldProblem("scanned_at", "scan.in_future", {}, scan.row)
+    if moment > ctx.latest:
+        return FieldProblem("scanned_at", "scan.in_future", {}, row)
     if moment < rnd.starts_at:
-        return FieldProblem("scanned_at", "scan.before_round", {}, scan.row)
+        return FieldProblem("scanned_at", "scan.before_round", {}, row)
     closed_at = ctx.closed_at.get(rnd.id)
     if closed_at is not None and moment > closed_at:
-        return FieldProblem("round", "scan.round_closed", {"value": str(scan.round)[:40]}, scan.row)
+        return FieldProblem("round", "scan.round_closed", {"value": str(scan.round)[:40]}, row)
     if isinstance(person, str):
-        signed = ctx.code_person(person, moment, scan.row)
+        signed = ctx.code_person(person, moment, row)
         if isinstance(signed, FieldProblem):
             return signed
         person = (signed, None)
-    kind = (scan.kind or TubeKind.pooled.value).strip().lower()
-    if kind not in TubeKind.__members__:
-        return FieldProblem("kind", "scan.bad_kind", {"value": kind}, scan.row)
-    if kind in (TubeKind.single, TubeKind.retest):
+    kind = scan.kind
+    if kind != _POOLED:
+        kind = (kind or _POOLED).strip().lower()
+        if kind not in _KINDS:
+            return FieldProblem("kind", "scan.bad_kind", {"value": kind}, row)
+    if kind in _ONE_PERSON:
         capacity = 1
     elif scan.capacity is None:
         capacity = site.capacity
     else:
         capacity = scan.capacity
         if not 1 <= capacity <= 20:
-            return FieldProblem("capacity", "field.out_of_range", {"min": 1, "max": 20}, scan.row)
+            return FieldProblem("capacity", "field.out_of_range", {"min": 1, "max": 20}, row)
         if capacity > site.capacity:
-            return FieldProblem("capacity", "scan.pool_too_large", {"max": site.capacity}, scan.row)
-    if capacity == 1 and kind == TubeKind.pooled:
+            return FieldProblem("capacity", "scan.pool_too_large", {"max": site.capacity}, row)
+    if capacity == 1 and kind == _POOLED:
         kind = TubeKind.single.value
     token, id_hash = person
     return (
-        scan.row,
+        row,
         rnd.id,
         site.site_id,
         site.region_code,
@@ -424,6 +446,6 @@ def check_row(ctx: ScanContext, scan: RawScan) -> tuple[Any, ...] | FieldProblem
         moment,
         kind,
         capacity,
-        kind == TubeKind.retest,
+        kind == _RETEST,
         site.has_grids,
     )
