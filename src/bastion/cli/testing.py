@@ -162,3 +162,7 @@ testing_scans.register(testing_app)
 from bastion.cli import testing_transport  # noqa: E402 - needs testing_app defined above
 
 testing_transport.register(testing_app)
+
+from bastion.cli import testing_sites  # noqa: E402 - needs testing_app defined above
+
+testing_sites.register(testing_app)

@@ -76,6 +76,20 @@ class SiteGrid(Base):
     )
 
 
+class SiteRecorder(Base):
+    """A user bound to a sampling site they work at (recorder, 录入员; sampler): a user bound to
+    one or more sites may send scans for those sites only; a user bound to none is held to their
+    region alone (``bastion.testing.recorders``)."""
+
+    __tablename__ = "sampling_site_recorders"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sampling_sites.id"), primary_key=True)
+    #: Indexed on its own: the scan checks ask "is this user bound anywhere?".
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
 class Round(Base):
     """A testing round (轮次) over a region subtree, from ``starts_at`` to ``deadline_at``."""
 

@@ -43,6 +43,20 @@ class SiteCreate(BaseModel):
     grids: list[Line] = Field(default_factory=list)
 
 
+class SiteUpdate(BaseModel):
+    """What a site's PATCH may change; a field left out stays as it is. ``grids`` replaces the
+    grids served (an empty list: none)."""
+
+    name: Line | None = None
+    address: Line | None = None
+    teams: int | None = None
+    opens_at: time | None = None
+    closes_at: time | None = None
+    capacity_per_hour: int | None = None
+    grids: list[Line] | None = Field(default=None, max_length=1000)
+    active: bool | None = None
+
+
 class SiteRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -50,10 +64,35 @@ class SiteRead(BaseModel):
     code: str
     name: str
     region_code: str
+    address: str = ""
     teams: int
     opens_at: time
     closes_at: time
     capacity_per_hour: int
+    active: bool = True
+    #: The grids the site serves (filled by ``bastion.testing.sites.to_read``).
+    grids: list[str] = Field(default_factory=list)
+
+
+class SitePage(BaseModel):
+    items: list[SiteRead]
+    total: int
+    offset: int
+    limit: int
+
+
+class RecordersIn(BaseModel):
+    """The whole set of users bound to a site (replaces the one before; empty: none)."""
+
+    usernames: list[Line] = Field(max_length=500)
+
+
+class RecorderRead(BaseModel):
+    username: str
+    display_name: str
+    role: str
+    region_code: str
+    active: bool
 
 
 class LabCreate(BaseModel):
@@ -61,6 +100,14 @@ class LabCreate(BaseModel):
     name: Line
     region_code: Line
     daily_capacity: int
+
+
+class LabUpdate(BaseModel):
+    """What a lab's PATCH may change; a field left out stays as it is."""
+
+    name: Line | None = None
+    daily_capacity: int | None = None
+    active: bool | None = None
 
 
 class LabRead(BaseModel):
@@ -71,6 +118,14 @@ class LabRead(BaseModel):
     name: str
     region_code: str
     daily_capacity: int
+    active: bool = True
+
+
+class LabPage(BaseModel):
+    items: list[LabRead]
+    total: int
+    offset: int
+    limit: int
 
 
 class ScanIn(BaseModel):

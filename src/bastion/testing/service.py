@@ -5,29 +5,55 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, time, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bastion.audit import service as audit_service
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from bastion.core.errors import Conflict, FieldProblem, Forbidden, InvalidInput, NotFound
 from bastion.regions import service as region_service
+from bastion.regions.codes import Scope
 from bastion.regions.models import Zone
 from bastion.testing import coverage, exemptions, pooling
 from bastion.testing.models import Lab, Round, Site, SiteGrid
-from bastion.testing.schemas import LabCreate, RoundCreate, SiteCreate
+from bastion.testing.schemas import LabCreate, LabUpdate, RoundCreate, SiteCreate
 
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{1,39}$")
 DEFAULT_ROUND_HOURS = 24
 ZONE_STRICTNESS = {"lockdown": 3, "high": 3, "control": 2, "medium": 2, "precaution": 1, "low": 1}
+#: Upper bounds of a site's and a lab's counts: far above any real one, and inside their
+#: columns (``teams`` is a small integer: a larger number would fail in the database).
+MAX_TEAMS = 1_000
+MAX_CAPACITY_PER_HOUR = 100_000
+MAX_DAILY_CAPACITY = 10_000_000
 
 
 def _check_code(field: str, value: str, problems: list[FieldProblem]) -> None:
     if not CODE_RE.match(value):
         problems.append(FieldProblem(field, "testing.bad_code"))
+
+
+def local_times(problems: list[FieldProblem], **times: time | None) -> bool:
+    """Whether every given opening time is a plain local wall-clock time; one sent with an
+    offset is refused naming its field (it could not be compared with the others)."""
+    plain = True
+    for name, value in times.items():
+        if value is not None and value.tzinfo is not None:
+            problems.append(FieldProblem(name, "site.time_with_offset"))
+            plain = False
+    return plain
+
+
+def check_count(field: str, value: int, maximum: int, problems: list[FieldProblem]) -> None:
+    """A count that must be positive and at most ``maximum``."""
+    if value <= 0:
+        problems.append(FieldProblem(field, "field.must_be_positive"))
+    elif value > maximum:
+        problems.append(FieldProblem(field, "field.out_of_range", {"min": 1, "max": maximum}))
 
 
 # Rounds ----------------------------------------------------------------------------------------
@@ -196,11 +222,11 @@ def create_site(*, db_session: Session, principal: Principal, data: SiteCreate) 
     _check_code("code", data.code, problems)
     if not data.name.strip():
         problems.append(FieldProblem("name", "field.required"))
-    if data.capacity_per_hour <= 0:
-        problems.append(FieldProblem("capacity_per_hour", "field.must_be_positive"))
-    if data.teams <= 0:
-        problems.append(FieldProblem("teams", "field.must_be_positive"))
-    if data.closes_at <= data.opens_at:
+    check_count("capacity_per_hour", data.capacity_per_hour, MAX_CAPACITY_PER_HOUR, problems)
+    check_count("teams", data.teams, MAX_TEAMS, problems)
+    if local_times(problems, opens_at=data.opens_at, closes_at=data.closes_at) and (
+        data.closes_at <= data.opens_at
+    ):
         problems.append(FieldProblem("closes_at", "site.closes_before_opening"))
     site_region = region_service.get(db_session=db_session, code=data.region_code)
     if site_region is None:
@@ -264,8 +290,7 @@ def create_lab(*, db_session: Session, principal: Principal, data: LabCreate) ->
     _check_code("code", data.code, problems)
     if not data.name.strip():
         problems.append(FieldProblem("name", "field.required"))
-    if data.daily_capacity <= 0:
-        problems.append(FieldProblem("daily_capacity", "field.must_be_positive"))
+    check_count("daily_capacity", data.daily_capacity, MAX_DAILY_CAPACITY, problems)
     if region_service.get(db_session=db_session, code=data.region_code) is None:
         problems.append(
             FieldProblem("region_code", "error.region_unknown", {"region": data.region_code})
@@ -296,3 +321,95 @@ def get_lab(*, db_session: Session, principal: Principal, code: str) -> Lab:
     if lab is None:
         raise NotFound("lab.not_found", lab=code)
     return lab
+
+
+def list_labs(
+    *,
+    db_session: Session,
+    principal: Principal,
+    region_code: str | None = None,
+    active: bool | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Lab], int]:
+    """Labs in the caller's subtree (or in ``region_code``'s, which must lie inside it: 403
+    otherwise), by code, a page at a time, with the total; ``active`` keeps one state only."""
+    principal.require(Perm.testing_read)
+    conds: list[Any] = [principal.scope.clause(Lab.region_code)]
+    if region_code is not None:
+        conds.append(region_scope(db_session, principal, region_code).clause(Lab.region_code))
+    if active is not None:
+        conds.append(Lab.active.is_(active))
+    total = db_session.execute(select(func.count()).select_from(Lab).where(*conds)).scalar_one()
+    rows = db_session.execute(
+        select(Lab).where(*conds).order_by(Lab.code).offset(offset).limit(limit)
+    ).scalars()
+    return list(rows), int(total)
+
+
+def update_lab(*, db_session: Session, principal: Principal, code: str, data: LabUpdate) -> Lab:
+    """Change a lab's name, daily capacity or active flag (a field left out stays). Refuses a
+    blank name and a capacity that is not positive or is out of range, naming the field; a lab
+    outside the user's subtree is forbidden. Audited when something changed."""
+    principal.require(Perm.labs_manage)
+    lab = get_lab(db_session=db_session, principal=principal, code=code)
+    principal.require_region(lab.region_code)
+    problems: list[FieldProblem] = []
+    if data.name is not None and not data.name.strip():
+        problems.append(FieldProblem("name", "field.required"))
+    if data.daily_capacity is not None:
+        check_count("daily_capacity", data.daily_capacity, MAX_DAILY_CAPACITY, problems)
+    if problems:
+        raise InvalidInput(problems=problems)
+    wanted: dict[str, Any] = {
+        "name": None if data.name is None else data.name.strip(),
+        "daily_capacity": data.daily_capacity,
+        "active": data.active,
+    }
+    changes = apply_changes(lab, wanted)
+    if changes:
+        db_session.flush()
+        audit_service.record(
+            db_session=db_session,
+            actor=principal,
+            action="lab.update",
+            target_type="lab",
+            target_id=lab.id,
+            region_code=lab.region_code,
+            details={"code": lab.code, "changes": changes},
+        )
+    return lab
+
+
+def apply_changes(record: object, wanted: dict[str, Any]) -> dict[str, list[Any]]:
+    """Set each attribute of ``wanted`` that is not None and differs; what changed, as
+    ``{name: [before, after]}`` (for the audit entry)."""
+    changes: dict[str, list[Any]] = {}
+    for name, value in wanted.items():
+        before = getattr(record, name)
+        if value is not None and value != before:
+            setattr(record, name, value)
+            changes[name] = [_plain(before), _plain(value)]
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, time) else value
+
+
+def region_scope(db_session: Session, principal: Principal, region_code: str) -> Scope:
+    """The subtree of the ``region`` filter: 404 for an unknown region, 403 for one outside the
+    caller's own subtree (both naming the field)."""
+    if region_service.get(db_session=db_session, code=region_code) is None:
+        raise NotFound(
+            "error.region_unknown",
+            region=region_code[:40],
+            problems=[FieldProblem("region", "error.region_unknown", {"region": region_code[:40]})],
+        )
+    if not principal.scope.contains(region_code):
+        raise Forbidden(
+            "error.region_outside",
+            region=region_code,
+            problems=[FieldProblem("region", "error.region_outside", {"region": region_code})],
+        )
+    return region_service.scope_of(db_session=db_session, code=region_code)

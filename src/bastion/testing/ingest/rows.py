@@ -20,7 +20,7 @@ from bastion.core.errors import FieldProblem, NotFound
 from bastion.healthcode import keys as health_keys
 from bastion.healthcode import signing
 from bastion.registry.idnumber import IdNumberError, parse_resident_id
-from bastion.testing import rules
+from bastion.testing import recorders, rules
 from bastion.testing import service as testing_service
 from bastion.testing.enums import TubeKind
 from bastion.testing.models import Round, ScanBatch, Site, SiteGrid
@@ -126,6 +126,11 @@ class _SiteInRound:
     region_code: str
     capacity: int
     has_grids: bool
+    #: Users bound to the site (``testing.recorders``): they may always scan here.
+    recorders: frozenset[int] = frozenset()
+    #: Users met here who are not bound to it, by id → bound to no site at all (then the region
+    #: alone decides). Filled as they are met; dropped with the cached entry (its TTL).
+    unbound: dict[int, bool] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -294,15 +299,33 @@ class ScanContext:
 
     def site(self, rnd: RoundSeen, code: str, row: int) -> _SiteInRound | FieldProblem:
         key = (rnd.id, code)
-        cached = self.cache.get(key) if self.cache is not None else None
-        if key not in self.sites and cached is not None:
-            self.sites[key] = (
-                cached
-                if self.principal.scope.contains(cached.region_code)
-                else FieldProblem("site", "error.region_outside", {"region": cached.region_code})
-            )
         if key not in self.sites:
-            self.call(lambda: self._look_up_site(rnd, code))
+            cached = self.cache.get(key) if self.cache is not None else None
+            if cached is not None:
+                self.sites[key] = (
+                    cached
+                    if self.principal.scope.contains(cached.region_code)
+                    else FieldProblem(
+                        "site", "error.region_outside", {"region": cached.region_code}
+                    )
+                )
+            else:
+                self.call(lambda: self._look_up_site(rnd, code))
+            # The recorder binding, judged once per batch and site, cached or not: a user bound
+            # to sites sends scans for those only (testing.recorders).
+            seen = self.sites[key]
+            user_id = self.principal.user_id
+            if (
+                isinstance(seen, _SiteInRound)
+                and user_id is not None
+                and user_id not in seen.recorders
+            ):
+                free = seen.unbound.get(user_id)
+                if free is None:
+                    free = not self.call(lambda: recorders.is_bound(self.db, user_id))
+                    seen.unbound[user_id] = free
+                if not free:
+                    self.sites[key] = FieldProblem("site", "scan.site_not_bound", {"value": code})
         found = self.sites[key]
         return (
             found
@@ -332,7 +355,23 @@ class ScanContext:
                 ).first()
                 is not None
             )
-            found_site = _SiteInRound(site.id, site.region_code, capacity, has_grids)
+            # The site's bound users and whether the acting user is bound anywhere, in one
+            # query (site() then needs none for this user).
+            bindings = self.db.execute(
+                recorders.BINDINGS_OF_SITE_AND_USER,
+                {"site_id": site.id, "user_id": self.principal.user_id},
+            ).all()
+            found_site = _SiteInRound(
+                site.id,
+                site.region_code,
+                capacity,
+                has_grids,
+                frozenset(u for s, u in bindings if s == site.id),
+            )
+            if self.principal.user_id is not None:
+                found_site.unbound[self.principal.user_id] = not any(
+                    u == self.principal.user_id for _, u in bindings
+                )
             self.sites[key] = found_site
             if self.cache is not None:
                 self.cache.put(key, found_site)
