@@ -264,9 +264,12 @@ def screening(db_session: Session, place: Place, day: date) -> ScreeningFigures:
 
 
 def rounds(db_session: Session, place: Place, day: date) -> RoundsFigures:
-    """Rounds running during ``day`` that concern the region, with their progress inside it
-    (the coverage counters, as they stand)."""
-    from bastion.testing.models import Round, RoundCoverage
+    """Rounds running during ``day`` that concern the region, with their progress inside it:
+    the figures the coverage view of the region shows, as they stand (``coverage.figures``:
+    the counters, less the people excused now because they are under isolation control or
+    have an open case; ADR 0009)."""
+    from bastion.testing import coverage
+    from bastion.testing.models import Round
 
     start, end = clock.local_day_bounds(day)
     running = db_session.execute(
@@ -282,41 +285,21 @@ def rounds(db_session: Session, place: Place, day: date) -> RoundsFigures:
         for r in running
         if place.scope.contains(r.region_code) or place.code.startswith(_prefix(r.region_code))
     ]
-    if not concerned:
-        return RoundsFigures()
-    rc = RoundCoverage
-    sums = {
-        rid: rest
-        for rid, *rest in db_session.execute(
-            select(
-                rc.round_id,
-                func.sum(rc.required),
-                func.sum(rc.sampled),
-                func.sum(rc.sampled_required),
-                func.sum(rc.resulted),
-                func.sum(rc.positive_people),
-            )
-            .where(rc.round_id.in_([r.id for r in concerned]), place.scope.clause(rc.region_code))
-            .group_by(rc.round_id)
-        )
-    }
     out = []
     for r in concerned:
-        required, sampled, sampled_required, resulted, positive = (
-            int(x or 0) for x in sums.get(r.id, [0] * 5)
-        )
-        if not (required or sampled):
+        f = coverage.figures(db_session=db_session, rnd=r, scopes=(place.scope,))
+        if not (f.required or f.sampled):
             continue
         out.append(
             RoundProgress(
                 code=r.code,
                 name=r.name,
-                required=required,
-                sampled=sampled,
-                sampled_required=sampled_required,
-                resulted=resulted,
-                positive_people=positive,
-                coverage=round(sampled_required / required, 4) if required else None,
+                required=f.required,
+                sampled=f.sampled,
+                sampled_required=f.sampled_required,
+                resulted=f.resulted,
+                positive_people=f.positive_people,
+                coverage=f.coverage,
             )
         )
     return RoundsFigures(rounds=out)

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from bastion.core import clock
 from bastion.core.db import UtcDateTime
 from bastion.healthcode.models import ManualRequest, ManualRequestPerson
 from bastion.healthcode.rules import SEVERITY, Evidence, Kind, RuleSet
@@ -211,7 +212,9 @@ def antigen(ctx: Context) -> list[Select[Any]]:
 
 def missed_round_tests(ctx: Context) -> list[Select[Any]]:
     """People a round required who were not sampled in it by its deadline, nor anywhere since,
-    for ``missed_test_days`` after the deadline."""
+    for ``missed_test_days`` after the deadline. People under isolation control or with an
+    open case at any time during the round are tested on their own schedule and never miss it
+    (:func:`excused_during`; ADR 0009)."""
     earliest = ctx.now - timedelta(days=ctx.rules.missed_test_days)
     rounds = ctx.db_session.execute(
         select(Round).where(Round.deadline_at <= ctx.now, Round.deadline_at > earliest)
@@ -234,14 +237,48 @@ def missed_round_tests(ctx: Context) -> list[Select[Any]]:
             )
             .exists()
         )
+        # And one against the people under control during the round: a few hundred thousand
+        # rows at most, sorted or hashed once per worker and met only by the people the first
+        # anti-join left. Kept apart: folded into the members' anti-join, PostgreSQL gives up
+        # the parallel hash for a merge anti-join that sorts all the members in every worker.
+        spared = union_all(*excused_during(rnd)).subquery("excused")
+        excused = select(spared.c.person_id).where(spared.c.person_id == p.id).exists()
         out.append(
             select(*_row(p.id, Kind.missed_round_test, literal(rnd.id, BigInteger))).where(
                 rules.required(p.region_code, p.birth_date, p.special_groups),
                 ctx.target.person_row_clause(p),
                 not_(sampled),
+                not_(excused),
             )
         )
     return out
+
+
+#: Placement states that had a person under control for a while (cancelled ones never did).
+HELD_PLACEMENT = (*LIVE_PLACEMENT, "released")
+
+
+def excused_during(rnd: Round) -> list[Select[Any]]:
+    """SELECTs of ``person_id``: the people under control at any time during the round's local
+    days (its start's to its deadline's, both counted): a placement of any setting, pending,
+    active or released, whose days overlap them, or a case open on one of them. Day-grained,
+    as placements and cases are (a person released on the round's last day is excused): the
+    missed-test rule judges a round that is over, so it asks who was under control then, where
+    the coverage views ask who is now (``coverage.excused``). They start from the placements
+    and cases, never from the registry."""
+    first = clock.to_local(rnd.starts_at).date()
+    # The last instant before the deadline: a deadline at local midnight ends the day before.
+    last = clock.to_local(rnd.deadline_at - timedelta(microseconds=1)).date()
+    placed = select(Placement.person_id.label("person_id")).where(
+        Placement.status.in_(HELD_PLACEMENT),
+        Placement.starts_on <= last,
+        or_(Placement.released_on.is_(None), Placement.released_on >= first),
+    )
+    ill = select(Case.person_id.label("person_id")).where(
+        Case.reported_on <= last,
+        or_(Case.closed_on.is_(None), Case.closed_on >= first),
+    )
+    return [placed, ill]
 
 
 def zones_without_test(ctx: Context) -> list[Select[Any]]:

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from bastion.testing import coverage
 from bastion.testing.enums import RetestState, TubeKind
-from bastion.testing.models import Box, PoolHold, RetestTask, Round, RoundCoverage, Tube, TubeMember
+from bastion.testing.models import Box, PoolHold, RetestTask, Round, Tube, TubeMember
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class RoundSummary:
     deadline_at: datetime
     sites: int
     labs: int
-    #: People who must be tested (the round's coverage denominator).
+    #: People who must be tested (the round's coverage denominator, as the coverage views show
+    #: it: the people excused now, under isolation control or with an open case, left out).
     required: int
     #: Distinct people sampled (retests excepted), and those sampled off their grid's site.
     sampled: int
@@ -77,12 +79,9 @@ def summarise(*, db_session: Session, rnd: Round, seed: int, prevalence: float) 
         func.max(TubeMember.scanned_at),
     ).where(TubeMember.round_id == rnd.id, not_(TubeMember.retest))
     sampled, off_grid, first_scan, last_scan = one(members).one()
-    on_time = one(
-        select(
-            func.coalesce(func.sum(RoundCoverage.on_time), 0),
-            func.coalesce(func.sum(RoundCoverage.required), 0),
-        ).where(RoundCoverage.round_id == rnd.id)
-    ).one()
+    # The round's figures as the coverage views show them (required less the people excused
+    # now: under isolation control or with an open case; ADR 0009).
+    covered = coverage.figures(db_session=db_session, rnd=rnd)
     tubes = dict(
         one(
             select(Tube.result, func.count())
@@ -135,10 +134,10 @@ def summarise(*, db_session: Session, rnd: Round, seed: int, prevalence: float) 
         deadline_at=rnd.deadline_at.astimezone(UTC),
         sites=0,
         labs=0,
-        required=int(on_time[1]),
+        required=covered.required,
         sampled=int(sampled or 0),
         off_grid=int(off_grid or 0),
-        sampled_on_time=int(on_time[0]),
+        sampled_on_time=covered.on_time,
         tubes=sum(int(n) for n in tubes.values()),
         boxes=int(boxes),
         positive_tubes=int(tubes.get("positive", 0)),

@@ -14,9 +14,11 @@ it never counts tube members: it reads ``round_coverage``, one row per round and
 ``required`` counts who the round's rules name. People under isolation control (a pending or
 active placement, any setting) or with an open case, and not sampled in the round, are *excused*:
 tested on their own schedule. They are taken out live, as of the moment a figure or the list is
-read (:func:`excused_by_region` in the views, ``RoundRules.required(..., person=)`` in the
-not-tested list), never written into the counters: no writer of placements or cases has to call
-coverage (ADR 0009).
+read (:func:`excused_by_home` joined to the counters in :func:`counts_by_region`,
+``RoundRules.required(..., person=)`` in the not-tested list), never written into the counters:
+no writer of placements or cases has to call coverage (ADR 0009). Every reader of the required
+figure goes through :func:`counts_by_region` (the views) or :func:`figures` (a region's totals:
+the bulletin's round section, the simulator's summary), so none of them disagrees.
 
 :func:`rebuild` recomputes every figure from the record: the repair path, and the oracle the
 tests hold the counters to. The view rolls grids up to any ancestor by code prefix, reading only
@@ -31,6 +33,7 @@ from bastion.testing.coverage.counters import (
     add_results,
     add_sampled_from_verdict,
     excused,
+    excused_by_home,
     excused_by_region,
     rebuild,
     remove_results,
@@ -45,6 +48,8 @@ from bastion.testing.coverage.schemas import (
 )
 from bastion.testing.coverage.views import (
     MAX_PAGE,
+    counts_by_region,
+    figures,
     get_round,
     not_tested,
     round_status,
@@ -63,8 +68,11 @@ __all__ = [
     "Screened",
     "add_results",
     "add_sampled_from_verdict",
+    "counts_by_region",
     "excused",
+    "excused_by_home",
     "excused_by_region",
+    "figures",
     "get_round",
     "not_tested",
     "rebuild",

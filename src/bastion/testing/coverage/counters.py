@@ -188,12 +188,9 @@ def excused(round_id: int, person: Any) -> ColumnElement[bool]:
     return and_(under_control(person), not_(sampled_in(round_id, person)))
 
 
-def excused_by_region(
-    db_session: Session, rules: RoundRules, scopes: Sequence[Scope], key_len: int | None
-) -> dict[str, int]:
-    """How many people the round's rules require are excused now (:func:`excused`), per home
-    region inside every scope, summed by the first ``key_len`` characters of the code (the
-    whole code when None).
+def excused_by_home(rules: RoundRules, scopes: Sequence[Scope]) -> AnySelect:
+    """SQL: ``(home, n)``, how many people the round's rules require are excused now
+    (:func:`excused`), per home region inside every scope.
 
     Read at every view, so it starts from the people under control, never from the registry,
     and their home is the residence recorded on their placement or case (``region_code``, the
@@ -225,14 +222,24 @@ def excused_by_region(
         required = rules.required(home, Person.birth_date, Person.special_groups)
     else:
         required = rules.required(home)
-    key = home if key_len is None else func.substr(home, 1, key_len)
-    inner = (
-        select(key.label("k"))
+    return (
+        select(home.label("home"), func.count().label("n"))
         .select_from(frm)
         .where(required, not_(sampled_in(rules.round_id, people.c.person_id)))
-        .subquery()
+        .group_by(home)
     )
-    stmt = select(inner.c.k, func.count()).group_by(inner.c.k)
+
+
+def excused_by_region(
+    db_session: Session, rules: RoundRules, scopes: Sequence[Scope], key_len: int | None
+) -> dict[str, int]:
+    """How many people the round's rules require are excused now (:func:`excused_by_home`),
+    per home region inside every scope, summed by the first ``key_len`` characters of the code
+    (the whole code when None)."""
+    homes = excused_by_home(rules, scopes).subquery()
+    key = homes.c.home if key_len is None else func.substr(homes.c.home, 1, key_len)
+    inner = select(key.label("k"), homes.c.n).subquery()
+    stmt = select(inner.c.k, func.sum(inner.c.n)).group_by(inner.c.k)
     return {k: int(n) for k, n in db_session.execute(stmt)}
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, not_, select
+from sqlalchemy import String, case, func, literal, not_, select
 from sqlalchemy.orm import Session
 
 from bastion.core import clock
@@ -20,12 +20,13 @@ from bastion.registry.models import Person
 from bastion.testing import service as testing_service
 from bastion.testing.coverage.counters import (
     COUNTERS,
-    excused_by_region,
+    excused_by_home,
     not_retest,
     rules_of,
     sampled_in,
 )
 from bastion.testing.coverage.schemas import (
+    CoverageFigures,
     CoverageRow,
     CoverageView,
     RoundStatus,
@@ -34,8 +35,6 @@ from bastion.testing.coverage.schemas import (
 from bastion.testing.models import Round, RoundCoverage, RoundScreeningHour, TubeMember
 
 MAX_PAGE = 500
-#: Where ``required`` sits among the counters.
-REQUIRED = COUNTERS.index("required")
 INT32_MAX = 2_147_483_647
 #: Codes at least this long may hold a not-yet-tested list (communities and grids).
 NOT_TESTED_MIN_CODE = 12
@@ -83,30 +82,55 @@ def _row(
     )
 
 
-def _grouped(
+def counts_by_region(
     db_session: Session, rnd: Round, scopes: Sequence[Scope], key_len: int | None
 ) -> dict[str, list[int]]:
-    """The round's counters inside every scope, summed by the first ``key_len`` characters of
-    the region code (by the whole code when None), with the people excused now (under
-    isolation control or with an open case, not sampled: ADR 0009) taken out of ``required``.
-    Two reads: the counter rows, and a count that starts from the people under control."""
+    """The round's counters (in :data:`COUNTERS` order) inside every scope, summed by the first
+    ``key_len`` characters of the region code (the whole code when None; everything under the
+    key ``""`` when 0), with the people excused now (under isolation control or with an open
+    case, not sampled: ADR 0009) taken out of ``required``.
+
+    The one reading of the isolation-aware figures: the views, :func:`figures` (the bulletin,
+    the simulator) all come through here, so they never disagree. The excused are taken out
+    grid by grid, never below a grid's own figure (a person who moved since the snapshot is
+    counted at their old home and excused at their new one until the next rebuild), before
+    anything is summed: every roll-up of the same grids gives the same total. One statement:
+    the counter rows of the region, left-joined to the excused count per home
+    (:func:`~bastion.testing.coverage.counters.excused_by_home`, which starts from the people
+    under control, never from the registry)."""
     rc = RoundCoverage
-    key = rc.region_code if key_len is None else func.substr(rc.region_code, 1, key_len)
+    excused = excused_by_home(rules_of(db_session, rnd), scopes).subquery("excused")
+    taken = case(
+        (excused.c.n.is_(None), 0), (excused.c.n > rc.required, rc.required), else_=excused.c.n
+    )
+    key: Any
+    if key_len is None:
+        key = rc.region_code
+    elif key_len == 0:
+        key = literal("", String)
+    else:
+        key = func.substr(rc.region_code, 1, key_len)
+    columns = [
+        (rc.required - taken if c == "required" else getattr(rc, c)).label(c) for c in COUNTERS
+    ]
     inner = (
-        select(key.label("k"), *(getattr(rc, c) for c in COUNTERS))
+        select(key.label("k"), *columns)
+        .select_from(rc)
+        .outerjoin(excused, excused.c.home == rc.region_code)
         .where(rc.round_id == rnd.id, *(s.clause(rc.region_code) for s in scopes))
         .subquery()
     )
     stmt = select(inner.c.k, *(func.sum(inner.c[c]) for c in COUNTERS)).group_by(inner.c.k)
-    grouped = {k: [int(x or 0) for x in rest] for k, *rest in db_session.execute(stmt)}
-    excused = excused_by_region(db_session, rules_of(db_session, rnd), scopes, key_len)
-    for k, n in excused.items():
-        counts = grouped.get(k)
-        if counts is not None:
-            # Never below zero (a person who moved since the snapshot is counted at their old
-            # home and excused at their new one until the next rebuild).
-            counts[REQUIRED] = max(counts[REQUIRED] - n, 0)
-    return grouped
+    return {k: [int(x or 0) for x in rest] for k, *rest in db_session.execute(stmt)}
+
+
+def figures(*, db_session: Session, rnd: Round, scopes: Sequence[Scope] = ()) -> CoverageFigures:
+    """The round's figures summed over every region inside all ``scopes`` (the whole round when
+    none), as the views show them: the excused taken out of ``required``
+    (:func:`counts_by_region`). For readers that need one region's totals (the bulletin's round
+    section, the simulator's summary); checks nothing, the caller has."""
+    counts = counts_by_region(db_session, rnd, scopes, 0).get("", [0] * len(COUNTERS))
+    return CoverageFigures(**_figures(counts))
 
 
 def _six_digit_regions(db_session: Session) -> dict[str, Region]:
@@ -161,7 +185,7 @@ def view(
         key_len: int | None = min(len(c.code) for c in children)
     else:
         key_len = len(region.code) + 3 if len(region.code) < 15 else len(region.code)
-    grouped = _grouped(db_session, rnd, (scope, principal.scope), key_len)
+    grouped = counts_by_region(db_session, rnd, (scope, principal.scope), key_len)
     by_code = {c.code: c for c in children}
     six = _six_digit_regions(db_session) if key_len == 6 else {}
     zero = [0] * len(COUNTERS)
@@ -221,7 +245,7 @@ def round_status(*, db_session: Session, principal: Principal, ref: str) -> Roun
     user without the testing permission and a round the user cannot see."""
     principal.require(Perm.testing_read)
     rnd = get_round(db_session=db_session, principal=principal, ref=ref)
-    grouped = _grouped(db_session, rnd, (principal.scope,), 6)
+    grouped = counts_by_region(db_session, rnd, (principal.scope,), 6)
     six = _six_digit_regions(db_session)
     zero = [0] * len(COUNTERS)
     cities: dict[str, list[int]] = {}
