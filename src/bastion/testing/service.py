@@ -201,12 +201,21 @@ def zone_kind_of(*, db_session: Session, region_code: str, on: date) -> str | No
     return best
 
 
-def planned_capacity(*, db_session: Session, rnd: Round, region_code: str, on: date) -> int:
-    """How many people one tube may hold at a site in ``region_code`` during ``rnd``."""
-    size = policy_of(rnd).size_for(
+def planned_size(
+    *, db_session: Session, rnd: Round, region_code: str, on: date
+) -> pooling.PoolSize:
+    """The pool size ``rnd``'s policy plans at a site in ``region_code`` (its zone's, on ``on``):
+    a number of people, or one tube per household."""
+    return policy_of(rnd).size_for(
         zone_kind_of(db_session=db_session, region_code=region_code, on=on)
     )
-    return pooling.capacity(size)
+
+
+def planned_capacity(*, db_session: Session, rnd: Round, region_code: str, on: date) -> int:
+    """How many people one tube may hold at a site in ``region_code`` during ``rnd``."""
+    return pooling.capacity(
+        planned_size(db_session=db_session, rnd=rnd, region_code=region_code, on=on)
+    )
 
 
 # Sites and labs --------------------------------------------------------------------------------

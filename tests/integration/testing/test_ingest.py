@@ -204,9 +204,17 @@ def test_a_sampler_cannot_scan_at_a_site_outside_their_region(db, setup, princip
 
 
 def test_lockdown_zones_get_single_tubes(db, setup):
+    rnd, _, people = setup
+    _lock_down(db)
+    locked_site = factories.site(db, code="SITE-LOCK")
+    report = run(db, scans(rnd, locked_site, "TB00000015", people[:2]))
+    assert report.accepted == 1
+    assert report.problems[0].reason == "scan.tube_full"
+
+
+def _lock_down(db):
     from bastion.regions import service as region_service
 
-    rnd, _, people = setup
     region_service.designate_zone(
         db_session=db,
         principal=system_principal(),
@@ -215,10 +223,75 @@ def test_lockdown_zones_get_single_tubes(db, setup):
         starts_on=START.date(),
         reason="outbreak cluster",
     )
-    locked_site = factories.site(db, code="SITE-LOCK")
-    report = run(db, scans(rnd, locked_site, "TB00000015", people[:2]))
+
+
+@pytest.mark.parametrize("path", ["live", "bulk"])
+def test_a_household_tube_holds_one_household(db, setup, monkeypatch, path):
+    # Lockdown zones test one tube per household: a household tube takes the household of its
+    # first member; anyone else is refused and the members after them keep counting 1, 2, 3.
+    if path == "bulk":
+        monkeypatch.setattr(ingest, "SMALL", 1)  # the files' statements
+    rnd, site, _ = setup
+    home = [factories.person(db, household="HH-1") for _ in range(4)]
+    neighbour = factories.person(db, household="HH-2")
+    nobody = factories.person(db)  # no household registered
+    order = [home[0], neighbour, home[1], nobody, home[2]]
+    batch = [
+        dataclasses.replace(scan, kind="household")
+        for scan in scans(rnd, site, "TH00000001", order)
+    ]
+    report = run(db, batch, key=f"household-{path}")
+    assert report.accepted == 3
+    assert [(p.row, p.field, p.reason) for p in report.problems] == [
+        (2, "person", "scan.household_mixed"),
+        (4, "person", "scan.household_mixed"),
+    ]
+    tube, members = members_of(db, "TH00000001")
+    assert (tube.kind, tube.member_count) == ("household", 3)
+    assert [(m.person_id, m.position) for m in members] == [
+        (home[0].id, 1),
+        (home[1].id, 2),
+        (home[2].id, 3),
+    ]
+    # Later, the same tube: its household is its first member's, already in the record.
+    later = [
+        dataclasses.replace(scan, kind="household")
+        for scan in scans(
+            rnd, site, "TH00000001", [neighbour, home[3]], at=START + timedelta(hours=2)
+        )
+    ]
+    report = run(db, later, key=f"household-later-{path}")
     assert report.accepted == 1
-    assert report.problems[0].reason == "scan.tube_full"
+    assert [(p.row, p.reason) for p in report.problems] == [(1, "scan.household_mixed")]
+    assert [(m.person_id, m.position) for m in members_of(db, "TH00000001")[1]][-1] == (
+        home[3].id,
+        4,
+    )
+
+
+def test_a_round_that_pools_lockdown_zones_by_household_makes_household_tubes(db):
+    rnd = factories.round_(
+        db, code="R-HOUSEHOLD", starts_at=START, pool_policy={"lockdown": "household"}
+    )
+    _lock_down(db)
+    locked_site = factories.site(db, code="SITE-HH")
+    family = [factories.person(db, household="HH-9") for _ in range(12)]
+    outsider = factories.person(db, household="HH-10")
+    # Twelve people of one household in one tube (more than any pool of the zone would allow),
+    # then someone from elsewhere: refused for the household, not for the size.
+    report = run(db, scans(rnd, locked_site, "TH00000002", [*family, outsider]))
+    assert report.accepted == 12
+    assert [(p.row, p.reason) for p in report.problems] == [(13, "scan.household_mixed")]
+    tube, members = members_of(db, "TH00000002")
+    assert (tube.kind, tube.capacity, tube.member_count) == ("household", 20, 12)
+    assert [m.person_id for m in members] == [p.id for p in family]
+    # A pool size sent by the scanner may not exceed 20, household or not.
+    too_many = [
+        dataclasses.replace(scan, capacity=21)
+        for scan in scans(rnd, locked_site, "TH00000003", family[:1], start_row=14)
+    ]
+    report = run(db, too_many, key="household-too-many")
+    assert [(p.field, p.reason) for p in report.problems] == [("capacity", "field.out_of_range")]
 
 
 def test_a_tube_belongs_to_one_round(db, setup):

@@ -31,6 +31,7 @@ from bastion.core.auth import Perm, Principal
 from bastion.core.db import bulk_insert, index_lookups, is_postgres
 from bastion.core.errors import FieldProblem
 from bastion.testing import coverage, pools
+from bastion.testing.enums import TubeKind
 from bastion.testing.ingest.feed import Caller, Chunk, Work, chunks, direct, threaded
 from bastion.testing.ingest.resolve import open_resolver
 from bastion.testing.ingest.rows import (
@@ -47,6 +48,7 @@ from bastion.testing.ingest.statements import (
     COPY_RESOLVED_IN,
     COUNT_MEMBERS,
     CREATE_TUBES,
+    HOUSEHOLD_MIXED,
     INSERT_MEMBERS,
     LOCK_TUBES,
     OUTCOMES,
@@ -54,6 +56,7 @@ from bastion.testing.ingest.statements import (
     PG_BULK_WRITE_TUBES,
     PG_CLASSIFY_BULK,
     PG_CLASSIFY_RESOLVED,
+    PG_HOUSEHOLD_MIXED,
     PG_OPEN,
     PG_OUTCOMES_CLEARED,
     PG_WRITE_ALL,
@@ -256,17 +259,21 @@ def _batch_ids(db_session: Session, count: int) -> list[int]:
     return list(range(top + 1, top + 1 + count))
 
 
-#: Where a staged row (in STAGE_COLUMNS order) says it is a retest.
+#: Where a staged row (in STAGE_COLUMNS order) says it is a retest, and its tube's kind.
 _RETEST = STAGE_COLUMNS.index("retest")
+_KIND = STAGE_COLUMNS.index("kind")
 
 #: A chunk smaller than this (the live API's groups) is written in fewer, larger statements and
 #: cleared by DELETE; a larger one (files) streams its members through COPY and is truncated.
 SMALL = 5_000
 
 
-def _write_bulk(raw: Any, classify_statement: str) -> None:
-    """Judge a large chunk with ``classify_statement`` and write its tubes and members."""
+def _write_bulk(raw: Any, classify_statement: str, *, household: bool) -> None:
+    """Judge a large chunk with ``classify_statement`` (and the households of its household
+    tubes, if it has any) and write its tubes and members."""
     raw.execute(classify_statement)
+    if household:
+        raw.execute(PG_HOUSEHOLD_MIXED)
     raw.execute(PG_BULK_WRITE_TUBES)
     # COPY writes the heap and indexes in bulk, INSERT … SELECT row by row (about twice the
     # cost at this size): the members go out of the verdicts as binary COPY data and straight
@@ -302,6 +309,8 @@ def _land_chunk(
     state: _Landing,
 ) -> None:
     small = len(part.rows) < SMALL
+    # Household tubes are checked only in chunks that hold some (lockdown zones).
+    household = any(row[_KIND] == TubeKind.household for row in part.rows)
     raw: Any = db_session.connection().connection.driver_connection
     if part.resolved is not None:
         # The reader's binary rows go straight in (``resolve``).
@@ -324,6 +333,8 @@ def _land_chunk(
                 raw.execute(pg_index_lookups(True))
             raw.execute(LOCK_TUBES)
             raw.execute(classify(db_session))
+            if household:
+                raw.execute(PG_HOUSEHOLD_MIXED)
             raw.execute(PG_WRITE_ALL)
         else:
             # The same lock, then the bulk form of the same verdicts: its lookups in the record
@@ -331,26 +342,29 @@ def _land_chunk(
             # (statements.PG_CLASSIFY_BULK); WRITE_TUBES runs with hash joins forbidden again.
             raw.execute(PG_BULK_LOCK)
             if part.resolved is None or state.careful:
-                _write_bulk(raw, PG_CLASSIFY_BULK)
+                _write_bulk(raw, PG_CLASSIFY_BULK, household=household)
             else:
                 # The reader judged against what is committed; a person this transaction has
                 # already put in the round stops the members' COPY at the unique index, and
                 # the chunk is judged again from the start, whole.
                 raw.execute("SAVEPOINT scan_chunk")
                 try:
-                    _write_bulk(raw, PG_CLASSIFY_RESOLVED)
+                    _write_bulk(raw, PG_CLASSIFY_RESOLVED, household=household)
                 except psycopg.errors.UniqueViolation as err:
                     if err.diag.constraint_name != "uq_tube_members_round_person":
                         raise
                     raw.execute("ROLLBACK TO SAVEPOINT scan_chunk")
                     state.careful = True
-                    _write_bulk(raw, PG_CLASSIFY_BULK)
+                    _write_bulk(raw, PG_CLASSIFY_BULK, household=household)
                 raw.execute("RELEASE SAVEPOINT scan_chunk")
             # The coverage counters group the chunk by region: let the planner choose.
             raw.execute(pg_index_lookups(False))
     else:
         with index_lookups(db_session):
             db_session.execute(text(classify(db_session)))
+        if household:
+            for statement in HOUSEHOLD_MIXED:
+                db_session.execute(text(statement))
         # New tubes are created already counted; only tubes that existed before are updated.
         db_session.execute(text(COUNT_MEMBERS))
         db_session.execute(text(CREATE_TUBES))

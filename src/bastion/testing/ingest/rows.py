@@ -20,7 +20,7 @@ from bastion.core.errors import FieldProblem, NotFound
 from bastion.healthcode import keys as health_keys
 from bastion.healthcode import signing
 from bastion.registry.idnumber import IdNumberError, parse_resident_id
-from bastion.testing import recorders, rules
+from bastion.testing import pooling, recorders, rules
 from bastion.testing import service as testing_service
 from bastion.testing.enums import TubeKind
 from bastion.testing.models import Round, ScanBatch, Site, SiteGrid
@@ -43,6 +43,7 @@ VERDICTS: dict[str, tuple[str, str] | None] = {
     "already_sampled": ("person", "scan.already_sampled"),
     "person_twice": ("person", "scan.person_twice"),
     "tube_full": ("tube", "scan.tube_full"),
+    "household_mixed": ("person", "scan.household_mixed"),
 }
 
 
@@ -126,6 +127,9 @@ class _SiteInRound:
     region_code: str
     capacity: int
     has_grids: bool
+    #: The round plans one tube per household here (a lockdown zone's policy): its pooled scans
+    #: are household tubes.
+    household: bool = False
     #: Users bound to the site (``testing.recorders``): they may always scan here.
     recorders: frozenset[int] = frozenset()
     #: Users met here who are not bound to it, by id → bound to no site at all (then the region
@@ -346,7 +350,7 @@ class ScanContext:
             on = clock.to_local(max(rnd.starts_at, min(self.now, rnd.deadline_at))).date()
             round_row = self.db.get(Round, rnd.id)
             assert round_row is not None  # looked up in this transaction
-            capacity = testing_service.planned_capacity(
+            size = testing_service.planned_size(
                 db_session=self.db, rnd=round_row, region_code=site.region_code, on=on
             )
             has_grids = (
@@ -364,8 +368,9 @@ class ScanContext:
             found_site = _SiteInRound(
                 site.id,
                 site.region_code,
-                capacity,
+                pooling.capacity(size),
                 has_grids,
+                size == pooling.HOUSEHOLD,
                 frozenset(u for s, u in bindings if s == site.id),
             )
             if self.principal.user_id is not None:
@@ -414,6 +419,7 @@ _KINDS = frozenset(k.value for k in TubeKind)
 _ONE_PERSON = frozenset((TubeKind.single.value, TubeKind.retest.value))
 _POOLED = TubeKind.pooled.value
 _RETEST = TubeKind.retest.value
+_HOUSEHOLD = TubeKind.household.value
 
 
 def check_row(ctx: ScanContext, scan: RawScan) -> tuple[Any, ...] | FieldProblem:
@@ -461,15 +467,21 @@ def check_row(ctx: ScanContext, scan: RawScan) -> tuple[Any, ...] | FieldProblem
         kind = (kind or _POOLED).strip().lower()
         if kind not in _KINDS:
             return FieldProblem("kind", "scan.bad_kind", {"value": kind}, row)
+    if kind == _POOLED and site.household:
+        kind = _HOUSEHOLD  # the zone pools by household: one household to a tube
     if kind in _ONE_PERSON:
         capacity = 1
     elif scan.capacity is None:
-        capacity = site.capacity
+        capacity = pooling.MAX_POOL if kind == _HOUSEHOLD else site.capacity
     else:
         capacity = scan.capacity
-        if not 1 <= capacity <= 20:
-            return FieldProblem("capacity", "field.out_of_range", {"min": 1, "max": 20}, row)
-        if capacity > site.capacity:
+        if not 1 <= capacity <= pooling.MAX_POOL:
+            return FieldProblem(
+                "capacity", "field.out_of_range", {"min": 1, "max": pooling.MAX_POOL}, row
+            )
+        # A household's tube mixes no households, whatever the zone's pool size (lockdown:
+        # "single tube or one tube per household"); other pools keep to the zone's size.
+        if kind != _HOUSEHOLD and capacity > site.capacity:
             return FieldProblem("capacity", "scan.pool_too_large", {"max": site.capacity}, row)
     if capacity == 1 and kind == _POOLED:
         kind = TubeKind.single.value

@@ -470,3 +470,56 @@ FROM judged
 WHERE verdict <> 'ok' OR off_grid
 ORDER BY batch_id, row_no
 """
+
+#: One household to a household tube (issue #3: lockdown zones test "one tube per household").
+#: A row of a household tube whose person lives in another household than the tube's first
+#: member (position 1: already in the tube, or the first accepted here) is refused, as is one
+#: whose household, or the first member's, is unknown; the accepted rows after it move up, so
+#: positions stay 1, 2, 3, … in scan order. Run after the verdicts, before anything is written,
+#: for chunks holding household rows only; every join here is a hash join (PostgreSQL: see
+#: ``household_check``).
+HOUSEHOLD_MIXED = [
+    """
+WITH heads AS (
+    SELECT v.barcode, COALESCE(hm.person_id, hf.person_id) AS head
+    FROM (SELECT DISTINCT barcode, tube_id FROM scan_verdict
+          WHERE kind = 'household' AND verdict = 'ok') v
+    LEFT JOIN tube_members hm ON hm.tube_id = v.tube_id AND hm.position = 1
+    LEFT JOIN scan_verdict hf
+           ON hf.barcode = v.barcode AND hf.tube_id IS NULL AND hf.position = 1
+),
+mixed AS (
+    SELECT v.batch_id, v.row_no
+    FROM scan_verdict v
+    JOIN heads h ON h.barcode = v.barcode
+    JOIN persons me ON me.id = v.person_id
+    LEFT JOIN persons hp ON hp.id = h.head
+    WHERE v.kind = 'household' AND v.verdict = 'ok' AND v.position > 1
+      AND (me.household_id IS NULL OR hp.household_id IS NULL
+           OR me.household_id <> hp.household_id)
+)
+UPDATE scan_verdict SET verdict = 'household_mixed'
+WHERE (batch_id, row_no) IN (SELECT batch_id, row_no FROM mixed)
+""",
+    """
+UPDATE scan_verdict SET position = scan_verdict.position - d.shift
+FROM (SELECT v.batch_id, v.row_no, COUNT(*) AS shift
+      FROM scan_verdict v
+      JOIN scan_verdict x ON x.barcode = v.barcode AND x.verdict = 'household_mixed'
+                         AND x.position < v.position
+      WHERE v.verdict = 'ok' AND v.kind = 'household'
+      GROUP BY v.batch_id, v.row_no) d
+WHERE scan_verdict.batch_id = d.batch_id AND scan_verdict.row_no = d.row_no
+""",
+    "UPDATE scan_verdict SET position = NULL WHERE verdict = 'household_mixed'",
+]
+
+#: PostgreSQL: the same with hash joins allowed for its statements only, in one round trip.
+PG_HOUSEHOLD_MIXED = ";\n".join(
+    [
+        "SELECT set_config('bastion.hashjoin', current_setting('enable_hashjoin'), true), "
+        "set_config('enable_hashjoin', 'on', true)",
+        *HOUSEHOLD_MIXED,
+        "SELECT set_config('enable_hashjoin', current_setting('bastion.hashjoin'), true)",
+    ]
+)
