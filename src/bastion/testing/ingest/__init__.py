@@ -52,13 +52,14 @@ from bastion.testing.ingest.statements import (
     INSERT_MEMBERS,
     LOCK_TUBES,
     OUTCOMES,
-    PG_BULK_LOCK,
+    PG_BULK_SETTINGS,
     PG_BULK_WRITE_TUBES,
     PG_CLASSIFY_BULK,
     PG_CLASSIFY_RESOLVED,
     PG_HOUSEHOLD_MIXED,
     PG_OPEN,
     PG_OUTCOMES_CLEARED,
+    PG_RESOLVE_REST,
     PG_WRITE_ALL,
     STAGE_COLUMNS,
     classify,
@@ -337,16 +338,18 @@ def _land_chunk(
                 raw.execute(PG_HOUSEHOLD_MIXED)
             raw.execute(PG_WRITE_ALL)
         else:
-            # The same lock, then the bulk form of the same verdicts: its lookups in the record
-            # are index probes by construction, so it may hash-join the chunk's own rows
-            # (statements.PG_CLASSIFY_BULK); WRITE_TUBES runs with hash joins forbidden again.
-            raw.execute(PG_BULK_LOCK)
+            # The bulk form of the same verdicts, which also locks the chunk's tubes: its
+            # lookups in the record are index probes by construction, so it may hash-join the
+            # chunk's own rows (statements.PG_CLASSIFY_BULK); WRITE_TUBES runs with hash joins
+            # forbidden again.
+            raw.execute(PG_BULK_SETTINGS)
             if part.resolved is None or state.careful:
                 _write_bulk(raw, PG_CLASSIFY_BULK, household=household)
             else:
                 # The reader judged against what is committed; a person this transaction has
                 # already put in the round stops the members' COPY at the unique index, and
                 # the chunk is judged again from the start, whole.
+                raw.execute(PG_RESOLVE_REST)
                 raw.execute("SAVEPOINT scan_chunk")
                 try:
                     _write_bulk(raw, PG_CLASSIFY_RESOLVED, household=household)

@@ -222,7 +222,7 @@ FROM placed p
 #: flags included), about 40 ms cheaper per 50,000 rows. Every lookup in a table of the record
 #: is a LATERAL subquery (LIMIT 1: each is by a unique index), which the planner can only run as
 #: an index probe per row whatever its statistics say; that leaves it free to hash-join what is
-#: the chunk's own (run after ``PG_BULK_LOCK``, which allows hash joins):
+#: the chunk's own (run after ``PG_BULK_SETTINGS``, which allows hash joins):
 #:
 #: - the tubes are looked up once per distinct barcode, not once per row (a file has about a
 #:   tenth as many tubes as rows), and a barcode without a tube takes its new id there, from the
@@ -231,15 +231,18 @@ FROM placed p
 #:   is by barcode and scan order only (not by the verdict too);
 #: - rows carry only the columns the verdicts need through the two sorts (not token, ID hash).
 #: Every chunk barcode's tube, if it has one (a lookup by a unique index per distinct barcode),
-#: and a new id from the tubes' sequence if not.
+#: locked, and a new id from the tubes' sequence if not. The barcodes are visited in order, so
+#: two writers lock their common tubes in the same order and never wait on each other in a
+#: cycle (as LOCK_TUBES does for the live path).
 _BARCODES = """barcodes AS MATERIALIZED (
     SELECT d.barcode, t.id AS tube_id, t.round_id AS tube_round, t.site_id AS tube_site,
            t.state AS tube_state, t.capacity AS tube_cap, t.member_count AS filled,
            CASE WHEN t.id IS NULL THEN nextval('tubes_id_seq') END AS fresh_id
-    FROM (SELECT DISTINCT barcode FROM scan_stage) d
+    FROM (SELECT DISTINCT barcode FROM scan_stage ORDER BY barcode) d
     LEFT JOIN LATERAL (
         SELECT id, round_id, site_id, state, capacity, member_count
         FROM tubes WHERE tubes.barcode = d.barcode LIMIT 1
+        FOR UPDATE
     ) t ON true
 )"""
 
@@ -283,19 +286,19 @@ WITH {_BARCODES},
 tubed AS (
     SELECT s.batch_id, s.row_no, s.round_id, s.site_id, s.site_region, s.barcode, s.kind,
            s.retest, s.scanned_at, s.has_grids,
-           COALESCE(pt.id, ph.id) AS person_id,
-           COALESCE(pt.region_code, ph.region_code) AS home,
+           COALESCE(s.known_person, pt.id, ph.id) AS person_id,
+           COALESCE(s.known_home, pt.region_code, ph.region_code) AS home,
            b.tube_id, b.tube_round, b.tube_site, b.tube_state, b.fresh_id,
            COALESCE(b.tube_cap, s.capacity) AS cap,
            COALESCE(b.filled, 0) AS filled,
            m.tube_id AS prior_tube
     FROM scan_stage s
     LEFT JOIN barcodes b ON b.barcode = s.barcode
-    {_PERSON_LOOKUPS.format(when="")}
+    {_PERSON_LOOKUPS.format(when="s.known_person IS NULL AND ")}
     LEFT JOIN LATERAL (
         SELECT m.tube_id FROM tube_members m
         WHERE NOT s.retest AND m.round_id = s.round_id
-          AND m.person_id = COALESCE(pt.id, ph.id) AND NOT m.retest
+          AND m.person_id = COALESCE(s.known_person, pt.id, ph.id) AND NOT m.retest
         LIMIT 1
     ) m ON true
 ),
@@ -321,11 +324,20 @@ judged AS (
 #: committed. A person the reader cannot see is a partition of their own: the writer looks
 #: them up and, if they are in the chunk twice, the unique index on (round, person) stops the
 #: chunk, which is then judged again whole (``PG_CLASSIFY_BULK``).
+#: The staged columns the reader sends back: a person's token and ID hash only when it could
+#: not find them (the writer then looks them up), so the writer copies less.
+_RESOLVED_STAGE = [
+    f"CASE WHEN r.person_id IS NULL THEN s.{c} END"
+    if c in ("person_token", "id_hash")
+    else f"s.{c}"
+    for c in STAGE_COLUMNS
+]
 PG_RESOLVE_OUT = f"""COPY (
-    SELECT {", ".join("s." + c for c in STAGE_COLUMNS)},
+    SELECT {", ".join(_RESOLVED_STAGE)},
            r.person_id, r.home,
            ROW_NUMBER() OVER person_order,
-           FIRST_VALUE(s.barcode) OVER person_order
+           CASE WHEN ROW_NUMBER() OVER person_order > 1
+                THEN FIRST_VALUE(s.barcode) OVER person_order END
     FROM scan_stage s
     {_PERSON_LOOKUPS.format(when="")}
     CROSS JOIN LATERAL (
@@ -340,16 +352,25 @@ PG_RESOLVE_OUT = f"""COPY (
     )
 ) TO STDOUT (FORMAT BINARY)"""  # noqa: S608 - fixed fragments, no input
 
-#: The writer's half of a resolved chunk: PG_CLASSIFY_BULK's verdicts with the reader's
-#: persons, earlier members and ranks taken as staged; only persons the reader could not see
-#: (written in this transaction) are looked up here.
+#: The writer's half of a resolved chunk, before its verdicts: people the reader could not see
+#: (registered in this transaction) are looked up here, a few rows at most.
+PG_RESOLVE_REST = f"""
+UPDATE scan_stage SET known_person = COALESCE(pt.id, ph.id),
+                      known_home = COALESCE(pt.region_code, ph.region_code)
+FROM scan_stage s
+{_PERSON_LOOKUPS.format(when="")}
+WHERE s.known_person IS NULL AND scan_stage.ctid = s.ctid
+"""  # noqa: S608 - fixed fragments, no input
+
+#: The writer's verdicts of a resolved chunk: PG_CLASSIFY_BULK's, with the reader's persons and
+#: ranks taken as staged; no earlier member is looked up (the unique index on (round, person)
+#: stops a chunk that names one, see ``resolve``).
 PG_CLASSIFY_RESOLVED = f"""
 WITH {_BARCODES},
 tubed AS (
     SELECT s.batch_id, s.row_no, s.round_id, s.site_id, s.site_region, s.barcode, s.kind,
            s.retest, s.scanned_at, s.has_grids,
-           COALESCE(s.known_person, pt.id, ph.id) AS person_id,
-           COALESCE(s.known_home, pt.region_code, ph.region_code) AS home,
+           s.known_person AS person_id, s.known_home AS home,
            b.tube_id, b.tube_round, b.tube_site, b.tube_state, b.fresh_id,
            COALESCE(b.tube_cap, s.capacity) AS cap,
            COALESCE(b.filled, 0) AS filled,
@@ -357,7 +378,6 @@ tubed AS (
            s.known_first AS first_barcode
     FROM scan_stage s
     LEFT JOIN barcodes b ON b.barcode = s.barcode
-    {_PERSON_LOOKUPS.format(when="s.known_person IS NULL AND ")}
 ),
 judged AS (
     SELECT tubed.*,
@@ -410,13 +430,12 @@ WITH counted AS ({COUNT_MEMBERS})
 {CREATE_TUBES}
 """
 
-#: A large chunk (files), in one round trip: index lookups forced as above but hash joins
-#: allowed, for PG_CLASSIFY_BULK (whose every lookup in the record is an index probe by
-#: construction), and the chunk's tubes locked. Several statements: simple protocol.
-PG_BULK_LOCK = (
+#: A large chunk (files): index lookups forced as above but hash joins allowed, for
+#: PG_CLASSIFY_BULK and PG_CLASSIFY_RESOLVED (whose every lookup in the record is an index probe
+#: by construction, and which lock the chunk's tubes themselves, see ``_BARCODES``).
+PG_BULK_SETTINGS = (
     "SELECT set_config('enable_seqscan', 'off', true), "
-    "set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'on', true);\n"
-    + LOCK_TUBES
+    "set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'on', true)"
 )
 #: A large chunk: hash joins forbidden again (COUNT_MEMBERS joins tubes), then PG_WRITE_TUBES.
 PG_BULK_WRITE_TUBES = pg_index_lookups(True) + ";\n" + PG_WRITE_TUBES
