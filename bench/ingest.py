@@ -118,16 +118,13 @@ def prepare(session: Session, n: int) -> tuple[list[str], str]:
 
 
 def scans(n: int, round_code: str, site: str) -> Iterator[ingest.RawScan]:
-    base = START + timedelta(hours=1)
+    """A file's scans as a reader would hand them over: ten to a tube, 5 ms apart."""
+    at = START + timedelta(hours=1)
+    step = timedelta(milliseconds=5)
+    scan = ingest.RawScan
     for i in range(n):
-        yield ingest.RawScan(
-            row=i + 2,
-            round=round_code,
-            site=site,
-            tube=f"BT{i // 10:010d}",
-            person=token(i),
-            scanned_at=base + timedelta(milliseconds=i * 5),
-        )
+        yield scan(i + 2, round_code, site, f"BT{i // 10:010d}", f"{i:024x}", at)
+        at += step
 
 
 def _cpu(session: Session) -> tuple[float, dict[int, float]]:

@@ -437,8 +437,16 @@ PG_BULK_SETTINGS = (
     "SELECT set_config('enable_seqscan', 'off', true), "
     "set_config('enable_mergejoin', 'off', true), set_config('enable_hashjoin', 'on', true)"
 )
-#: A large chunk: hash joins forbidden again (COUNT_MEMBERS joins tubes), then PG_WRITE_TUBES.
-PG_BULK_WRITE_TUBES = pg_index_lookups(True) + ";\n" + PG_WRITE_TUBES
+#: A large chunk: hash joins forbidden again (COUNT_MEMBERS joins tubes), then PG_WRITE_TUBES
+#: with sorting discouraged: the new tubes are a few thousand groups of the chunk's rows, which
+#: a hash finds without sorting every row (the temporary table's missing statistics mislead the
+#: planner into sorting); sorting is allowed again afterwards.
+PG_BULK_WRITE_TUBES = (
+    pg_index_lookups(True).replace("SELECT ", "SELECT set_config('enable_sort', 'off', true), ")
+    + ";\n"
+    + PG_WRITE_TUBES
+    + ";\nSELECT set_config('enable_sort', 'on', true)"
+)
 
 MEMBER_COLUMNS = [
     "round_id",
