@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.core.text import Line, Name
 
 
 class UserCreate(BaseModel):
-    username: str
+    username: Line
+    #: Only hashed, never looked up: any character is the user's own business.
     password: str
-    role: str
-    region_code: str
-    display_name: str = ""
+    role: Line
+    region_code: Line
+    #: A person's name (joiners allowed, see core.text.Name), no longer than its column
+    #: (PostgreSQL refuses more).
+    display_name: Name = Field(default="", max_length=100)
 
 
 class UserRead(BaseModel):

@@ -16,6 +16,7 @@ from bastion.core import clock, crypto
 from bastion.core.auth import ROLES, Perm, Principal, hash_password, verify_password
 from bastion.core.config import get_settings
 from bastion.core.errors import Conflict, FieldProblem, InvalidInput, NotAuthenticated
+from bastion.core.text import has_control
 from bastion.regions import service as region_service
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
@@ -102,7 +103,11 @@ def authenticate(*, db_session: Session, username: str, password: str) -> User:
     """The active user with these credentials; refuses anything else with one message that
     does not tell which half was wrong, and in the same time: an unknown username still costs
     a password check, or the answer's speed would tell which usernames exist."""
-    user = get_by_username(db_session=db_session, username=username)
+    # No username holds a control character (the edge refuses them): such a one is unknown,
+    # and never reaches the database (PostgreSQL refuses a NUL in text outright).
+    user = (
+        None if has_control(username) else get_by_username(db_session=db_session, username=username)
+    )
     if user is None:
         verify_password(_decoy_hash(), password)
         raise NotAuthenticated("auth.bad_credentials")

@@ -10,6 +10,8 @@ error type ``CONTROL_CHARS`` to that key), whatever the database underneath.
   (Unicode category Cc) and no invisible format character (Cf: zero-width, direction marks).
 - ``Text``: free text that may run over lines (a note, a reason): tabs and line breaks are
   kept, every other control character (NUL first) is refused.
+- ``Name``: a person's name: one line, as ``Line``, except for the zero-width joiner and
+  non-joiner (U+200D, U+200C), which Persian, Arabic-script and Indic names are written with.
 """
 
 from __future__ import annotations
@@ -24,22 +26,26 @@ from pydantic_core import PydanticCustomError
 CONTROL_CHARS = "control_chars"
 
 _LINE_BREAKS = frozenset("\t\n\r")
+#: Format characters that belong in names: ZWNJ and ZWJ.
+_JOINERS = frozenset("\u200c\u200d")
 
 
-def has_control(text: str, *, multiline: bool = False) -> bool:
-    """Whether ``text`` holds a control character: any Cc or Cf one, or with ``multiline``
-    any Cc one but a tab or a line break."""
+def has_control(text: str, *, multiline: bool = False, name: bool = False) -> bool:
+    """Whether ``text`` holds a control character: any Cc or Cf one; with ``multiline`` any Cc
+    one but a tab or a line break; with ``name`` any Cc or Cf one but the two joiners."""
     if text.isprintable():
         # C-speed answer for nearly every value (no Cc, Cf or other unprintable character):
         # the live scan path checks every person code of every save.
         return False
     if multiline:
         return any(unicodedata.category(c) == "Cc" and c not in _LINE_BREAKS for c in text)
+    if name:
+        return any(unicodedata.category(c) in ("Cc", "Cf") and c not in _JOINERS for c in text)
     return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
 
 
-def _refuse(value: str, *, multiline: bool) -> str:
-    if has_control(value, multiline=multiline):
+def _refuse(value: str, *, multiline: bool = False, name: bool = False) -> str:
+    if has_control(value, multiline=multiline, name=name):
         raise PydanticCustomError(CONTROL_CHARS, "contains invisible control characters")
     return value
 
@@ -52,5 +58,10 @@ def _text(value: str) -> str:
     return _refuse(value, multiline=True)
 
 
+def _name(value: str) -> str:
+    return _refuse(value, name=True)
+
+
 Line = Annotated[str, AfterValidator(_line)]
 Text = Annotated[str, AfterValidator(_text)]
+Name = Annotated[str, AfterValidator(_name)]

@@ -108,7 +108,7 @@ def check_person(
         bad("name", "field.required")
     elif len(name) > MAX_NAME:
         bad("name", "field.too_long", max=MAX_NAME)
-    elif has_control(name):
+    elif has_control(name, name=True):
         bad("name", "field.control_chars")
 
     id_type = _text(values, "id_type") or IdType.resident_id.value

@@ -6,15 +6,19 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from bastion.core.text import Line
+
 
 class PersonCreate(BaseModel):
+    #: The person's own fields are judged by ``registry.rules`` (control characters there too,
+    #: naming the field); the region code is looked up in SQL first, so refused here.
     name: str
     id_type: str = "resident_id"
     id_number: str
     sex: str | None = None
     birth_date: str | None = None
     phone: str | None = None
-    region_code: str
+    region_code: Line
     address: str = ""
     household: str | None = None
     special_groups: list[str] = Field(default_factory=list)
@@ -25,7 +29,7 @@ class PersonUpdate(BaseModel):
 
     name: str | None = None
     phone: str | None = None
-    region_code: str | None = None
+    region_code: Line | None = None
     address: str | None = None
     household: str | None = None
     special_groups: list[str] | None = None

@@ -63,3 +63,15 @@ def test_a_creation_race_lost_at_the_unique_index_is_a_409_not_a_500(client, hea
     response = client.post("/api/v1/persons", json=body, headers=headers("grid_worker"))
     assert response.status_code == 409
     assert response.json()["code"] == "error.conflict_retry"
+
+
+def test_a_control_character_in_the_username_is_refused_naming_it(client):
+    # Refused before the lookup: PostgreSQL would refuse the NUL itself, SQLite search for it.
+    response = client.post(
+        "/api/v1/auth/token", data={"username": "analyst_in\x00", "password": PASSWORD}
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+        ("username", "field.control_chars")
+    ]

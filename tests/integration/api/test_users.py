@@ -92,3 +92,40 @@ def test_the_cast_password_logs_in(client):
         "/api/v1/auth/token", data={"username": "admin_in", "password": PASSWORD}
     )
     assert response.status_code == 200
+
+
+#: Alireza in Persian script, written with a zero-width non-joiner (U+200C, a format
+#: character) between its two parts, as the name is commonly spelled.
+ZWNJ_NAME = "علی\u200cرضا"
+
+
+def test_a_display_name_keeps_the_format_characters_real_names_are_written_with(
+    client, headers, db
+):
+    response = client.post(USERS, json=new_user(display_name=ZWNJ_NAME), headers=headers("admin"))
+    assert response.status_code == 201, response.text
+    assert response.json()["display_name"] == ZWNJ_NAME
+    user = db.get(User, response.json()["id"])
+    assert user is not None
+    assert user.display_name == ZWNJ_NAME
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "code"),
+    [
+        ({"display_name": "王\x00芳"}, "display_name", "field.control_chars"),
+        ({"display_name": "王芳\x07"}, "display_name", "field.control_chars"),
+        ({"display_name": "王" * 101}, "display_name", "error.invalid_input"),
+        ({"region_code": f"{NANGUAN_GRID}\x00"}, "region_code", "field.control_chars"),
+        ({"username": "new\x00sampler"}, "username", "field.control_chars"),
+        ({"role": "sampler\x00"}, "role", "field.control_chars"),
+    ],
+)
+def test_a_control_character_or_an_overlong_name_is_refused_naming_the_field(
+    client, headers, db, overrides, field, code
+):
+    before = count(db, User)
+    response = client.post(USERS, json=new_user(**overrides), headers=headers("admin"))
+    assert response.status_code == 422, response.text
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, code)]
+    assert count(db, User) == before

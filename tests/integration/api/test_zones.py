@@ -100,6 +100,10 @@ def test_the_list_holds_only_the_callers_subtree(client, headers, db):
         (zone_body(starts_on="2022-02-30"), 422, "starts_on"),
         (zone_body(starts_on=None), 422, "starts_on"),
         ({k: v for k, v in zone_body().items() if k != "reason"}, 422, "reason"),
+        (zone_body(region_code=f"{NANGUAN_GRID}\x00"), 422, "region_code"),
+        (zone_body(kind="lockdown\x00"), 422, "kind"),
+        (zone_body(reason="两例确诊\x00"), 422, "reason"),
+        (zone_body(reason="两例确诊\x1b[2J"), 422, "reason"),
     ],
 )
 def test_a_bad_designation_is_refused_naming_the_field(client, headers, db, body, status, field):
@@ -107,6 +111,26 @@ def test_a_bad_designation_is_refused_naming_the_field(client, headers, db, body
     assert response.status_code == status
     assert [e["field"] for e in response.json()["errors"]] == [field]
     assert in_force(client, headers("commander"), "2022-03-15") == []
+
+
+def test_a_reason_keeps_its_line_breaks_and_tabs(client, headers, db):
+    reason = "两例确诊：\n\t3号楼\r\n\t5号楼"
+    response = client.post(ZONES, json=zone_body(reason=reason), headers=headers("commander"))
+    assert response.status_code == 201, response.text
+    assert response.json()["reason"] == reason
+    [zone] = in_force(client, headers("commander"), "2022-03-15")
+    assert zone["reason"] == reason
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/regions/220100%00", "/api/v1/regions/220100%00/children"]
+)
+def test_a_control_character_in_a_region_code_is_refused_naming_it(client, headers, path):
+    response = client.get(path, headers=headers("commander"))
+    assert response.status_code == 422, response.text
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+        ("code", "field.control_chars")
+    ]
 
 
 def test_a_region_outside_the_users_subtree_is_refused(client, headers):

@@ -73,10 +73,16 @@ def test_publish_correct_and_revisions(client, headers, db, built):
     db.flush()
     no_reason = client.post(BASE + "/corrections", json={"reason": "", **PROVINCE}, headers=h)
     assert no_reason.status_code == 422
-    corrected = client.post(
-        BASE + "/corrections", json={"reason": "吉林市补报", **PROVINCE}, headers=h
-    )
+    nul = client.post(BASE + "/corrections", json={"reason": "补报\x00", **PROVINCE}, headers=h)
+    assert nul.status_code == 422, nul.text
+    assert [(e["field"], e["code"]) for e in nul.json()["errors"]] == [
+        ("reason", "field.control_chars")
+    ]
+    # A reason is free text: its line breaks are kept.
+    reason = "吉林市补报\n（3月25日确诊1例，次日核实）"
+    corrected = client.post(BASE + "/corrections", json={"reason": reason, **PROVINCE}, headers=h)
     assert corrected.status_code == 201, corrected.text
+    assert corrected.json()["reason"] == reason
     assert {c["figure"] for c in corrected.json()["changes"]} == {
         "cases.confirmed",
         "cases.by_type.mild",

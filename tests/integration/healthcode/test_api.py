@@ -162,3 +162,49 @@ def test_proxy_lookup_only_through_an_accepted_binding(db, client, headers, cast
         "healthcode.proxy_lookup",
     }
     _ = cast
+
+
+def test_reasons_notes_and_statements_keep_their_line_breaks(db, client, headers, cast) -> None:  # type: ignore[no-untyped-def]
+    patient, contact_person = register(db), register(db)
+    case = records.case(db, patient)
+    records.contact(db, contact_person, case, level="secondary")
+    store.recompute_people(db_session=db, person_ids=[contact_person.id])
+    reason = "同楼栋：\n\t3号楼2单元"
+    made = client.post(
+        f"{BASE}/requests",
+        json={
+            "person_ids": [contact_person.id],
+            "colour": "yellow",
+            "reason": reason,
+            "evidence_type": "case",
+            "evidence_id": case.id,
+        },
+        headers=headers("commander"),
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["reason"] == reason
+    note = "证据不足。\r\n请补充流调记录。"
+    refused = client.post(
+        f"{BASE}/requests/{made.json()['id']}/refuse", json={"note": note}, headers=headers("admin")
+    )
+    assert refused.status_code == 200, refused.text
+    assert refused.json()["decision_note"] == note
+    store.recompute_people(db_session=db, person_ids=[patient.id])
+    _link(db, cast, "resident", patient.id)
+    statement = "我没有去过那里。\n当天在家。"
+    contested = client.post(
+        f"{BASE}/reviews", json={"statement": statement}, headers=headers("resident")
+    )
+    assert contested.status_code == 201, contested.text
+    assert contested.json()["statement"] == statement
+
+
+def test_a_control_character_in_a_status_filter_is_refused_naming_it(client, headers) -> None:  # type: ignore[no-untyped-def]
+    for path, role in (("requests", "admin"), ("reviews", "hotline")):
+        response = client.get(
+            f"{BASE}/{path}", params={"status": "open\x00"}, headers=headers(role)
+        )
+        assert response.status_code == 422, response.text
+        assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+            ("status", "field.control_chars")
+        ]

@@ -79,3 +79,21 @@ def test_only_administrators_choose(db, principal):
             effective_from=TODAY,
             reason="x",
         )
+
+
+def test_a_reason_keeps_its_line_breaks_and_refuses_a_control_character(client, headers, db):
+    body = {"profile": "national-9", "effective_from": TODAY.isoformat()}
+    nul = client.post(
+        "/api/v1/protocols/choices", json={**body, "reason": "第九版\x00"}, headers=headers("admin")
+    )
+    assert nul.status_code == 422, nul.text
+    assert [(e["field"], e["code"]) for e in nul.json()["errors"]] == [
+        ("reason", "field.control_chars")
+    ]
+    reason = "第九版发布：\n\t密接隔离7天"
+    chosen = client.post(
+        "/api/v1/protocols/choices", json={**body, "reason": reason}, headers=headers("admin")
+    )
+    assert chosen.status_code == 201, chosen.text
+    assert chosen.json()["reason"] == reason
+    assert [c.reason for c in service.history(db)][-1] == reason

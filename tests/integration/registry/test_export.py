@@ -84,6 +84,17 @@ def test_an_export_needs_the_export_permission(client, headers, db):
     assert audit_entries(db, "registry.export") == []
 
 
+def test_a_control_character_in_the_region_is_refused_naming_it_and_not_audited(
+    client, headers, db
+):
+    response = client.get(EXPORT.format("220100%00"), headers=headers("analyst"))
+    assert response.status_code == 422, response.text
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+        ("region_code", "field.control_chars")
+    ]
+    assert audit_entries(db, "registry.export") == []
+
+
 @pytest.mark.parametrize(
     "dangerous",
     ['=HYPERLINK("http://x.example","点我")', "+SUM(1,2)", "-2+3", "@cmd", "=1+1"],

@@ -54,6 +54,7 @@ def _wrong_check_char(number: str) -> str:
         (lambda b: b | {"birth_date": "not a date"}, "birth_date"),
         (lambda b: b | {"sex": "M"}, "sex"),
         (lambda b: b | {"region_code": "229999"}, "region_code"),
+        (lambda b: b | {"region_code": f"{NANGUAN_GRID}\x00"}, "region_code"),
         (lambda b: b | {"phone": "12345"}, "phone"),
         (lambda b: b | {"name": ""}, "name"),
         (lambda b: b | {"special_groups": ["pilot"]}, "special_groups"),
@@ -316,6 +317,32 @@ def test_search_refuses_a_region_outside_the_user_and_an_unknown_one(client, hea
     assert _search(client, h, region="229999").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"region": "220100\x00"},
+        {"region": "220100", "name": "王\x00"},
+        {"region": "220100", "name": "王\x07"},
+        {"region": "220100", "special_group": "bedridden\x00"},
+    ],
+)
+def test_search_refuses_a_control_character_naming_the_parameter(client, headers, params):
+    response = _search(client, headers("sampler"), **params)
+    assert response.status_code == 422, response.text
+    [spoilt] = [k for k, v in params.items() if not v.isprintable()]
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [
+        (spoilt, "field.control_chars")
+    ]
+
+
+def test_search_by_a_name_written_with_a_zero_width_non_joiner_is_answered(client, headers):
+    # Persian and Indic names are written with format characters such as the ZWNJ (U+200C):
+    # a search by such a name is answered, never refused as a control character.
+    response = _search(client, headers("sampler"), region="220100", name="علی\u200cرضا")
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] == 0
+
+
 # Update ----------------------------------------------------------------------------------------
 
 
@@ -350,6 +377,7 @@ def test_an_update_may_clear_the_phone(client, headers, db):
         ({"phone": "12"}, "phone"),
         ({"name": ""}, "name"),
         ({"region_code": "229999"}, "region_code"),
+        ({"region_code": f"{NANGUAN_GRID}\x00"}, "region_code"),
         ({"special_groups": ["pilot"]}, "special_groups"),
         ({"name": ["王"]}, "name"),
     ],

@@ -51,6 +51,14 @@ def test_a_wrong_password_shows_the_form_again_with_an_error(client):
     assert "bastion_session" not in response.cookies
 
 
+def test_a_username_with_a_nul_is_a_failed_login_not_an_error(client):
+    # PostgreSQL refuses a NUL in text: such a username never reaches the database.
+    response = _login(client, "commander_in\x00")
+    assert response.status_code == 401
+    assert "用户名或密码错误" in response.text
+    assert "bastion_session" not in response.cookies
+
+
 def test_a_post_without_the_csrf_token_is_refused(client):
     client.get("/login")
     response = client.post(

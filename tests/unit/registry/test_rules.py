@@ -58,6 +58,14 @@ def test_it_accepts_a_good_person_and_derives_sex_and_birth_date_from_the_id():
     assert clean.special_groups == 0
 
 
+def test_a_name_written_with_a_joiner_is_kept():
+    # ZWNJ and ZWJ belong to how some scripts write names (core.text.Name).
+    clean, problems = check(good(name="علی\u200cرضا"))
+    assert problems == []
+    assert clean is not None
+    assert clean.name == "علی\u200cرضا"
+
+
 def test_it_trims_fields_and_normalises_the_id_number():
     clean, _ = check(good(name="  王芳 ", id_number=f" {WOMAN.lower()} ", region_code=f" {GRID} "))
     assert clean is not None

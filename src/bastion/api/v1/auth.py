@@ -12,12 +12,18 @@ from bastion.accounts import service as account_service
 from bastion.accounts.schemas import Token
 from bastion.api.deps import CurrentPrincipal, SessionDep
 from bastion.core.auth import ROLE_PERMISSIONS
+from bastion.core.errors import InvalidInput
+from bastion.core.text import has_control
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post("/token", response_model=Token)
 def login(session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
+    # The username is looked up in SQL: one line, no control character (as core.text.Line;
+    # the form is OAuth2's own). The password is only hashed and may hold anything.
+    if has_control(form.username):
+        raise InvalidInput.one("username", "field.control_chars")
     user = account_service.authenticate(
         db_session=session, username=form.username, password=form.password
     )

@@ -14,6 +14,7 @@ from bastion.bulletin import charts, formats
 from bastion.bulletin import service as bulletin_service
 from bastion.bulletin.schemas import BulletinRead, RevisionRead
 from bastion.core.errors import InvalidInput
+from bastion.core.text import Line, Text
 
 router = APIRouter(prefix="/bulletin", tags=["bulletin"])
 
@@ -23,8 +24,8 @@ RegionQuery = Annotated[
 
 
 class CorrectionIn(BaseModel):
-    reason: str = Field(max_length=bulletin_service.MAX_REASON)
-    region: str | None = Field(default=None, max_length=15)
+    reason: Text = Field(max_length=bulletin_service.MAX_REASON)
+    region: Line | None = Field(default=None, max_length=15)
 
 
 @router.get("/{day}", response_model=BulletinRead)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from bastion.api.deps import CurrentPrincipal, RowId, SessionDep
 from bastion.api.errors import problem, request_language
 from bastion.core.errors import BastionError
+from bastion.core.text import Line, Text
 from bastion.healthcode import manual, store, views
 from bastion.healthcode.models import CodeAlarm, ManualRequest, ProxyBinding, ReviewRequest
 
@@ -139,9 +140,9 @@ def recompute(body: RecomputeIn, session: SessionDep, principal: CurrentPrincipa
 
 class RequestIn(BaseModel):
     person_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(max_length=10_000)
-    colour: str = Field(max_length=6)
-    reason: str = Field(max_length=2000)
-    evidence_type: str = Field(max_length=24)
+    colour: Line = Field(max_length=6)
+    reason: Text = Field(max_length=2000)
+    evidence_type: Line = Field(max_length=24)
     evidence_id: int = Field(ge=1, le=2**63 - 1)
     expires_at: datetime | None = None
 
@@ -213,7 +214,7 @@ def create_request(
 def list_requests(
     session: SessionDep,
     principal: CurrentPrincipal,
-    status: Annotated[str | None, Query(max_length=12)] = None,
+    status: Annotated[Line | None, Query(max_length=12)] = None,
 ) -> list[RequestRead]:
     return [
         _request(r)
@@ -228,7 +229,7 @@ def get_request(request_id: RowId, session: SessionDep, principal: CurrentPrinci
 
 
 class DecisionIn(BaseModel):
-    note: str = Field(default="", max_length=2000)
+    note: Text = Field(default="", max_length=2000)
 
 
 def _decide(
@@ -316,7 +317,7 @@ def alarms(request: Request, session: SessionDep, principal: CurrentPrincipal) -
 
 
 class ContestIn(BaseModel):
-    statement: str = Field(min_length=1, max_length=4000)
+    statement: Text = Field(min_length=1, max_length=4000)
 
 
 class ReviewRead(BaseModel):
@@ -359,7 +360,7 @@ def contest(body: ContestIn, session: SessionDep, principal: CurrentPrincipal) -
 def reviews(
     session: SessionDep,
     principal: CurrentPrincipal,
-    status: Annotated[str | None, Query(max_length=12)] = "open",
+    status: Annotated[Line | None, Query(max_length=12)] = "open",
 ) -> list[ReviewRead]:
     return [
         _review(r)
@@ -372,12 +373,13 @@ def reviews(
 
 class BindingIn(BaseModel):
     #: The holder's ID number, in the body (never a URL).
-    id_number: str = Field(min_length=1, max_length=40)
-    relation: str = Field(max_length=24)
+    id_number: Line = Field(min_length=1, max_length=40)
+    relation: Line = Field(max_length=24)
 
 
 class BindingAnswer(BaseModel):
-    consent_document: str = Field(default="", max_length=200)
+    #: Which document recorded the holder's consent (a reference, one line).
+    consent_document: Line = Field(default="", max_length=200)
 
 
 class BindingRead(BaseModel):

@@ -13,6 +13,7 @@ from bastion.api.deps import CurrentPrincipal, LangDep, SessionDep
 from bastion.core import clock
 from bastion.core.auth import Perm
 from bastion.core.i18n import t
+from bastion.core.text import Line, Text
 from bastion.protocols import service as protocol_service
 from bastion.protocols.profiles import PROFILES
 
@@ -20,9 +21,9 @@ router = APIRouter(prefix="/protocols", tags=["protocols"])
 
 
 class ChoiceIn(BaseModel):
-    profile: str
+    profile: Line
     effective_from: date
-    reason: str
+    reason: Text
 
 
 class ChoiceOut(BaseModel):

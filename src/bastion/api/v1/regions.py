@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict
 
 from bastion.api.deps import CurrentPrincipal, RowId, SessionDep
+from bastion.core.text import Line, Text
 from bastion.regions import service as region_service
 
 router = APIRouter(tags=["regions"])
+
+#: A region code in a path: one line, no control character (a NUL never reaches SQL).
+RegionCode = Annotated[Line, Path()]
 
 
 class RegionRead(BaseModel):
@@ -25,10 +30,10 @@ class RegionRead(BaseModel):
 
 
 class ZoneCreate(BaseModel):
-    region_code: str
-    kind: str
+    region_code: Line
+    kind: Line
     starts_on: date
-    reason: str
+    reason: Text
 
 
 class ZoneLift(BaseModel):
@@ -47,12 +52,12 @@ class ZoneRead(BaseModel):
 
 
 @router.get("/regions/{code}", response_model=RegionRead)
-def read_region(code: str, session: SessionDep, principal: CurrentPrincipal) -> object:
+def read_region(code: RegionCode, session: SessionDep, principal: CurrentPrincipal) -> object:
     return region_service.read(db_session=session, principal=principal, code=code)
 
 
 @router.get("/regions/{code}/children", response_model=list[RegionRead])
-def region_children(code: str, session: SessionDep, principal: CurrentPrincipal) -> object:
+def region_children(code: RegionCode, session: SessionDep, principal: CurrentPrincipal) -> object:
     return region_service.children(db_session=session, principal=principal, code=code)
 
 

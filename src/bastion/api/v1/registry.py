@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -14,6 +14,7 @@ from bastion.api.errors import problem
 from bastion.core.config import get_settings
 from bastion.core.errors import TooLarge
 from bastion.core.i18n import t
+from bastion.core.text import Line, Name
 from bastion.registry import importer
 from bastion.registry import service as registry_service
 from bastion.registry.schemas import (
@@ -42,9 +43,10 @@ def create_person(body: PersonCreate, session: SessionDep, principal: CurrentPri
 def search_persons(
     session: SessionDep,
     principal: CurrentPrincipal,
-    region: str,
-    name: str | None = None,
-    special_group: str | None = None,
+    region: Annotated[Line, Query()],
+    # A name prefix (joiners allowed, see core.text.Name).
+    name: Annotated[Name | None, Query()] = None,
+    special_group: Annotated[Line | None, Query()] = None,
     offset: Annotated[int, Query(ge=0, le=registry_service.MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=registry_service.MAX_PAGE)] = 50,
 ) -> PersonPage:
@@ -126,7 +128,7 @@ async def import_persons(
 
 @router.get("/export/{region_code}.csv")
 def export_persons(
-    region_code: str,
+    region_code: Annotated[Line, Path()],
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
