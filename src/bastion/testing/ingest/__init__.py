@@ -43,8 +43,6 @@ from bastion.testing.ingest.rows import (
     SiteCache,
 )
 from bastion.testing.ingest.statements import (
-    COPY_MEMBERS_IN,
-    COPY_MEMBERS_OUT,
     COPY_RESOLVED_IN,
     COUNT_MEMBERS,
     CREATE_TUBES,
@@ -276,16 +274,11 @@ def _write_bulk(raw: Any, classify_statement: str, *, household: bool) -> None:
     if household:
         raw.execute(PG_HOUSEHOLD_MIXED)
     raw.execute(PG_BULK_WRITE_TUBES)
-    # COPY writes the heap and indexes in bulk, INSERT … SELECT row by row (about twice the
-    # cost at this size): the members go out of the verdicts as binary COPY data and straight
-    # back in, never becoming Python objects (the column types match).
-    data = bytearray()
-    with raw.cursor() as cur:
-        with cur.copy(COPY_MEMBERS_OUT) as out:
-            for block in out:
-                data += block
-        with cur.copy(COPY_MEMBERS_IN) as into:
-            into.write(data)
+    # INSERT … SELECT costs the server what a COPY of the same rows does (the five indexes
+    # dominate), and keeps the rows out of this process: read and written back through Python,
+    # they cost a loop per row here, fighting the feed's thread for the interpreter while the
+    # server waited.
+    raw.execute(INSERT_MEMBERS)
 
 
 @dataclass

@@ -466,12 +466,10 @@ FROM scan_verdict
 WHERE verdict = 'ok'
 """
 INSERT_MEMBERS = f"INSERT INTO tube_members ({', '.join(MEMBER_COLUMNS)}) {NEW_MEMBERS}"
-COPY_MEMBERS_OUT = f"COPY ({NEW_MEMBERS}) TO STDOUT (FORMAT BINARY)"
 #: A resolved chunk into the writer's staging table (``resolve``).
 COPY_RESOLVED_IN = (
     f"COPY scan_stage ({', '.join(STAGE_COLUMNS + RESOLVED_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 )
-COPY_MEMBERS_IN = f"COPY tube_members ({', '.join(MEMBER_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 #: PostgreSQL, a small chunk: counts, new tubes and members in one statement.
 PG_WRITE_ALL = f"""
