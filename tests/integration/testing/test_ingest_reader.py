@@ -215,3 +215,29 @@ def test_a_clean_file_lands_on_the_reader_path_alone(committed, backend, monkeyp
     ]
     # Every chunk went through the reader: none had to be judged again.
     assert resolved == ([5, 5, 2] if backend == "postgresql" else [])
+
+
+def test_a_reader_that_fails_midway_leaves_the_writer_to_judge_alone(
+    committed, backend, monkeypatch
+):
+    # The reader only ever saves work: its connection dropped after the first chunk, the file
+    # still lands with the same answers.
+    engine, refs = committed
+    monkeypatch.setattr(ingest, "SMALL", 1)
+    alone = _judge(engine, refs, pipelined=False)
+
+    answered: list[bool] = []
+    real = resolve.Resolver.resolve
+
+    def dropping(self, rows):
+        data = real(self, rows)
+        answered.append(data is not None)
+        self._raw.close()  # the server went away, say
+        return data
+
+    monkeypatch.setattr(resolve.Resolver, "resolve", dropping)
+    assert _judge(engine, refs, pipelined=True) == alone
+    if backend == "postgresql":
+        assert answered[:2] == [True, False]
+    else:
+        assert answered == []

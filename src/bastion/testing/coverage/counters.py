@@ -255,18 +255,22 @@ def _upsert_statement(
     *,
     replace: bool = False,
     returning: str | None = None,
+    python_defaults: bool = True,
 ) -> Any:
     """INSERT the rows of ``source`` (``keys`` then ``values`` columns); where a row exists, add
     the values to it (or ``replace`` them); RETURNING the ``returning`` column of every row
     written. ``source`` must have a WHERE clause (SQLite's parser needs one before ON CONFLICT)
     and should be ordered by its keys: writers then lock rows in the same order, so two ingests
     touching the same grids queue instead of deadlocking. A Core statement on the table (the
-    ORM's bulk layer adds nothing here but cost)."""
+    ORM's bulk layer adds nothing here but cost). Without ``python_defaults`` (PostgreSQL) the
+    other columns take their server defaults."""
     tbl = model.__table__
     assert isinstance(tbl, Table)  # a declarative model's table
     stmt: Any
     if dialect == "postgresql":
-        pg = postgresql.insert(tbl).from_select([*keys, *values], source)
+        pg = postgresql.insert(tbl).from_select(
+            [*keys, *values], source, include_defaults=python_defaults
+        )
         pg_set = {v: pg.excluded[v] if replace else tbl.c[v] + pg.excluded[v] for v in values}
         stmt = pg.on_conflict_do_update(index_elements=list(keys), set_=pg_set)
     else:
@@ -347,7 +351,10 @@ def add_newcomers(*, db_session: Session, people: ColumnElement[bool]) -> None:
 
 
 def add_sampled_from_verdict(
-    *, db_session: Session, kept: dict[tuple[Any, ...], tuple[float, Any]] | None = None
+    *,
+    db_session: Session,
+    kept: dict[tuple[Any, ...], tuple[float, Any]] | None = None,
+    rounds: Iterable[int] | None = None,
 ) -> None:
     """Add the persons the ingest has just accepted (``scan_verdict`` rows with verdict 'ok',
     retests excepted) to their home regions' counters and to the hourly screening figures;
@@ -358,12 +365,18 @@ def add_sampled_from_verdict(
     The live API calls this for every group it commits, hundreds of times a second, and passes
     ``kept`` (a dict it keeps between calls): the two statements are then built once per round
     and reused for :data:`KEPT_FOR` seconds, so a group pays for running them, not for building
-    them (the round's region tree read, the rules parsed, the statement composed).
+    them (the round's region tree read, the rules parsed, the statement composed). Given the
+    chunk's ``rounds``, PostgreSQL counts both in one statement a round (:func:`_combined`).
     """
+    if rounds is not None and is_postgres(db_session):
+        # One statement a round, one pass over the verdicts for both counters.
+        for round_id in sorted(set(rounds)):
+            db_session.connection().execute(_kept(db_session, kept, round_id, combined=True))
+        return
     hours_stmt = _kept(db_session, kept, None)
     # The hours written name the rounds of the chunk: no second pass to find them.
-    rounds = sorted(set(db_session.connection().execute(hours_stmt).scalars()))
-    for round_id in rounds:
+    found = sorted(set(db_session.connection().execute(hours_stmt).scalars()))
+    for round_id in found:
         db_session.connection().execute(_kept(db_session, kept, round_id))
 
 
@@ -375,26 +388,40 @@ KEPT_FOR = 30.0
 
 
 def _kept(
-    db_session: Session, kept: dict[tuple[Any, ...], tuple[float, Any]] | None, round_id: int | None
+    db_session: Session,
+    kept: dict[tuple[Any, ...], tuple[float, Any]] | None,
+    round_id: int | None,
+    *,
+    combined: bool = False,
 ) -> Any:
-    """The hours statement (``round_id`` None) or the coverage statement of ``round_id``, from
-    ``kept`` when it holds a fresh one; Core statements over the verdict table."""
+    """The hours statement (``round_id`` None), the coverage statement of ``round_id``, or
+    (``combined``) both of that round in one statement, from ``kept`` when it holds a fresh
+    one; Core statements over the verdict table."""
     dialect = db_session.get_bind().dialect.name
     rnd = None if round_id is None else _round_by_id(db_session, round_id)
     key: tuple[Any, ...] = (
         (dialect,)
         if rnd is None
-        else (dialect, rnd.id, rnd.region_code, rnd.exemptions, rnd.starts_at, rnd.deadline_at)
+        else (
+            dialect,
+            combined,
+            rnd.id,
+            rnd.region_code,
+            rnd.exemptions,
+            rnd.starts_at,
+            rnd.deadline_at,
+        )
     )
     now = time.monotonic()
     found = kept.get(key) if kept is not None else None
     if found is not None and found[0] > now:
         return found[1]
-    stmt = (
-        _hours_statement(db_session)
-        if rnd is None
-        else _coverage_statement(dialect, rules_of(db_session, rnd))
-    )
+    if rnd is None:
+        stmt = _hours_statement(db_session)
+    elif combined:
+        stmt = _combined_statement(db_session, rules_of(db_session, rnd))
+    else:
+        stmt = _coverage_statement(dialect, rules_of(db_session, rnd))
     if kept is not None:
         if len(kept) > 1_000:
             kept.clear()
@@ -482,6 +509,71 @@ def _coverage_statement(dialect: str, rules: RoundRules) -> Any:
         ("sampled", "sampled_required", "on_time", "resulted", "positive_people"),
         source,
     )
+
+
+def _combined_statement(db_session: Session, rules: RoundRules) -> Any:
+    """PostgreSQL: the hours and the coverage counters of one round in one statement. The
+    verdicts' accepted rows are grouped once (by home, hour, required, within the deadline, and
+    the tube for a tube that existed before), and both upserts read those few groups."""
+    v = VERDICT
+    if rules.needs_person:
+        required = rules.required(v.c.home, Person.birth_date, Person.special_groups)
+        frm: Any = v.outerjoin(Person, Person.id == v.c.person_id)
+    else:
+        required = rules.required(v.c.home)
+        frm = v
+    groups = (
+        select(
+            v.c.home.label("home"),
+            _hour_of(db_session, v.c.scanned_at).label("hour"),
+            required.label("req"),
+            (v.c.scanned_at <= rules.deadline).label("by_deadline"),
+            v.c.tube_id.label("old_tube"),
+            func.count().label("n"),
+        )
+        .select_from(frm)
+        .where(_accepted(), v.c.round_id == rules.round_id)
+        # By position: the same expressions carry their own parameters in each clause.
+        .group_by(text("1, 2, 3, 4, 5"))
+        .cte("accepted_groups")
+    )
+    g = groups.c
+    hours = _upsert_statement(
+        "postgresql",
+        RoundScreeningHour,
+        ("round_id", "district_code", "hour"),
+        ("scans",),
+        select(literal(rules.round_id, Integer), func.substr(g.home, 1, 6), g.hour, func.sum(g.n))
+        .where(g.home.is_not(None))
+        .group_by(text("1, 2, 3"))
+        .order_by(text("1, 2, 3")),
+    ).cte("hours_added")
+    counted = select(
+        literal(rules.round_id, Integer),
+        g.home,
+        func.sum(g.n),
+        func.sum(case((g.req, g.n), else_=0)),
+        func.sum(case((and_(g.req, g.by_deadline), g.n), else_=0)),
+        # A tube that already has a result (a late member; rare) counts towards results out.
+        func.sum(case((Tube.result.is_not(None), g.n), else_=0)),
+        func.sum(case((Tube.result == "positive", g.n), else_=0)),
+    )
+    source = (
+        counted.select_from(groups.outerjoin(Tube, Tube.id == g.old_tube))
+        .where(g.home.is_not(None))
+        .group_by(g.home)
+        .order_by(g.home)
+    )
+    return _upsert_statement(
+        "postgresql",
+        RoundCoverage,
+        ("round_id", "region_code"),
+        ("sampled", "sampled_required", "on_time", "resulted", "positive_people"),
+        source,
+        # The other counters start at their server defaults: SQLAlchemy does not fill Python
+        # defaults into an INSERT that carries another INSERT in its WITH.
+        python_defaults=False,
+    ).add_cte(hours)
 
 
 def add_results(*, db_session: Session, tube_ids: Iterable[int] | AnySelect) -> None:

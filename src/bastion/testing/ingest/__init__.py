@@ -261,9 +261,11 @@ def _batch_ids(db_session: Session, count: int) -> list[int]:
 #: Where a staged row (in STAGE_COLUMNS order) says it is a retest, and its tube's kind.
 _RETEST = STAGE_COLUMNS.index("retest")
 _KIND = STAGE_COLUMNS.index("kind")
+_ROUND = STAGE_COLUMNS.index("round_id")
 
 #: A chunk smaller than this (the live API's groups) is written in fewer, larger statements and
-#: cleared by DELETE; a larger one (files) streams its members through COPY and is truncated.
+#: cleared by DELETE; a larger one (files) is judged by the bulk statements (with the reader's
+#: help on PostgreSQL) and truncated.
 SMALL = 5_000
 
 
@@ -366,7 +368,9 @@ def _land_chunk(
         db_session.execute(text(CREATE_TUBES))
         db_session.execute(text(INSERT_MEMBERS))
     # Coverage counters (issue #3 part 8); the live API keeps their statements with its sites.
-    coverage.add_sampled_from_verdict(db_session=db_session, kept=state.kept)
+    coverage.add_sampled_from_verdict(
+        db_session=db_session, kept=state.kept, rounds={row[_ROUND] for row in part.rows}
+    )
     unowed: list[tuple[int, int]] = []
     if any(row[_RETEST] for row in part.rows):
         # The retest tasks these scans answer are "sampled" from now (issue #3 part 6); a

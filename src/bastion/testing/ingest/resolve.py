@@ -17,10 +17,14 @@ ADR 0006's third revision.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bastion.core.db import is_postgres
@@ -30,6 +34,8 @@ from bastion.testing.ingest.statements import (
     STAGE_COLUMNS,
     pg_index_lookups,
 )
+
+log = logging.getLogger(__name__)
 
 #: The reader's settings for a chunk (transaction-local, as the writer's): sorts in memory, no
 #: JIT, lookups through indexes (its temporary table has no statistics worth trusting).
@@ -46,12 +52,24 @@ class Resolver:
         self._pooled = pooled  # the pool's proxy: closing it returns the connection
         self._raw: Any = pooled.driver_connection
         self._types: list[int] | None = None
+        self.broken = False
         self._raw.execute(PG_TEMP_TABLES)
         self._raw.commit()
 
-    def resolve(self, rows: Sequence[Sequence[Any]]) -> bytes:
+    def resolve(self, rows: Sequence[Sequence[Any]]) -> bytes | None:
         """The chunk's staged ``rows`` (in STAGE_COLUMNS order) as binary COPY data in
-        STAGE_COLUMNS + RESOLVED_COLUMNS order, for the writer's ``scan_stage``."""
+        STAGE_COLUMNS + RESOLVED_COLUMNS order, for the writer's ``scan_stage``; None once the
+        reader has failed (the writer then judges alone: the reader only ever saves work)."""
+        if self.broken:
+            return None
+        try:
+            return self._resolve(rows)
+        except (psycopg.Error, OSError):
+            log.warning("scan reader failed; the writer judges the rest alone", exc_info=True)
+            self.broken = True
+            return None
+
+    def _resolve(self, rows: Sequence[Sequence[Any]]) -> bytes:
         raw = self._raw
         if self._types is None:
             self._types = [
@@ -79,7 +97,8 @@ class Resolver:
         return bytes(data)
 
     def close(self) -> None:
-        self._pooled.close()
+        with contextlib.suppress(Exception):  # a broken connection is the pool's to discard
+            self._pooled.close()
 
 
 _COPY_IN = f"COPY scan_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -94,4 +113,9 @@ def open_resolver(db_session: Session) -> Resolver | None:
     engine = bind.engine if isinstance(bind, Connection) else bind
     if not isinstance(engine, Engine):
         return None
-    return Resolver(engine.raw_connection())
+    try:
+        return Resolver(engine.raw_connection())
+    except (SQLAlchemyError, psycopg.Error, OSError):
+        # No second connection to be had (the pool or the server is full): judge alone.
+        log.warning("no connection for the scan reader; the writer judges alone", exc_info=True)
+        return None

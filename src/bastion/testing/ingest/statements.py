@@ -2,9 +2,10 @@
 
 A chunk costs four statements on the database after its COPY into ``scan_stage``: CLASSIFY
 (every verdict, positions and the ids of new tubes), WRITE_TUBES (new tubes in, existing tubes'
-counts up), the members (a binary COPY fed by a COPY out of the verdicts on PostgreSQL,
-INSERT … SELECT on SQLite) and OUTCOMES (what the senders must hear). A large chunk on
-PostgreSQL (files) is judged by PG_CLASSIFY_BULK, the same verdicts in a form cheaper in bulk.
+counts up), the members (INSERT … SELECT) and OUTCOMES (what the senders must hear). A large
+chunk on PostgreSQL (files) is judged by PG_CLASSIFY_BULK, the same verdicts in a form cheaper
+in bulk, or by PG_CLASSIFY_RESOLVED once a reading connection has looked up its people
+(``resolve``).
 """
 
 from __future__ import annotations
