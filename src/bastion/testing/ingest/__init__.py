@@ -68,6 +68,8 @@ from bastion.testing.ingest.statements import (
 from bastion.testing.models import ScanBatch
 
 CHUNK = 50_000
+#: The first chunk of a stream read in a thread (the pipeline's fill).
+FIRST_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,11 @@ def ingest_batches(
         # A large file's chunks have their people looked up on a second connection, in the
         # thread that checks the rows, while this one lands the chunk before (``resolve``).
         resolver = open_resolver(db_session) if pipelined and postgres and chunk >= SMALL else None
+        # The database waits for the first chunk with nothing to do: a smaller one gets it going.
+        first_size = FIRST_CHUNK if pipelined and chunk > FIRST_CHUNK else None
 
         def produce(call: Caller) -> Iterator[Chunk]:
-            for part in chunks(work, make_context, chunk, call):
+            for part in chunks(work, make_context, chunk, call, first=first_size):
                 if resolver is not None and len(part.rows) >= SMALL and not state.careful:
                     part.resolved = resolver.resolve(part.rows)
                 yield part

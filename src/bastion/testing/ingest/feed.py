@@ -57,11 +57,14 @@ def chunks(
     make_context: Callable[[Principal, Caller], ScanContext],
     size: int,
     call: Caller,
+    *,
+    first: int | None = None,
 ) -> Iterator[Chunk]:
     """Check every scan of ``work`` in order; yield chunks of at most ``size`` staged rows (or
-    refused rows), the last one possibly empty."""
+    refused rows), the first of at most ``first`` if given, the last one possibly empty."""
     contexts: dict[str, ScanContext] = {}
     current = Chunk()
+    limit = first or size
     for item in work:
         ctx = contexts.get(item.principal.username)
         if ctx is None:
@@ -72,17 +75,17 @@ def chunks(
             checked = check_row(ctx, scan)
             if isinstance(checked, FieldProblem):
                 current.problems.append((batch_id, checked))
-                if len(current.problems) >= size:
+                if len(current.problems) >= limit:
                     yield current
-                    current = Chunk()
+                    current, limit = Chunk(), size
                 continue
             current.rows.append((batch_id, *checked))
             current.staged[batch_id] = current.staged.get(batch_id, 0) + 1
             if batch_id not in current.rounds:
                 current.rounds[batch_id] = checked[1]
-            if len(current.rows) >= size:
+            if len(current.rows) >= limit:
                 yield current
-                current = Chunk()
+                current, limit = Chunk(), size
     yield current
 
 
