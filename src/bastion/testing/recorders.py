@@ -146,7 +146,7 @@ def set_recorders(
         audit_service.record(
             db_session=db_session,
             actor=principal,
-            action="site.recorders",
+            action="site.recorders.update",
             target_type="site",
             target_id=site.id,
             region_code=site.region_code,

@@ -215,8 +215,9 @@ def test_a_positive_single_tube_lists_its_person_as_positive_without_a_hold(db, 
 
 
 def test_a_positive_household_tube_holds_its_members(db, world):
-    rnd, site, lab, people = world
-    tube = pf.tube(db, rnd, site, "TH00000001", people[:3], at=at(1), kind="household", capacity=5)
+    rnd, site, lab, _ = world
+    family = [factories.person(db, household="HH-POOL") for _ in range(3)]  # one household
+    tube = pf.tube(db, rnd, site, "TH00000001", family, at=at(1), kind="household", capacity=5)
     summary = pf.result_and_process(db, tube, "positive", at=RESULTS_AT, lab=lab)
     assert (summary.holds_created, summary.held) == (1, 3)
 

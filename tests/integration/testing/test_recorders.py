@@ -100,7 +100,9 @@ def test_recorders_are_bound_listed_replaced_and_audited(client, headers, db, wo
     assert db.execute(select(func.count()).select_from(SiteRecorder)).scalar_one() == 0
 
     entries = db.execute(
-        select(AuditEntry).where(AuditEntry.action == "site.recorders").order_by(AuditEntry.seq)
+        select(AuditEntry)
+        .where(AuditEntry.action == "site.recorders.update")
+        .order_by(AuditEntry.seq)
     ).scalars()
     changes = [(d["added"], d["removed"]) for d in (json.loads(e.details) for e in entries)]
     assert changes == [
@@ -114,7 +116,9 @@ def test_binding_the_same_set_again_changes_nothing_and_is_not_audited(client, h
     bind(client, headers, "SITE-HOME", ["sampler_in"])
     bind(client, headers, "SITE-HOME", ["sampler_in"])
     audited = db.execute(
-        select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "site.recorders")
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(AuditEntry.action == "site.recorders.update")
     ).scalar_one()
     assert audited == 1
 
