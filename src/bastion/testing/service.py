@@ -375,19 +375,31 @@ def update_lab(*, db_session: Session, principal: Principal, code: str, data: La
         "daily_capacity": data.daily_capacity,
         "active": data.active,
     }
-    changes = apply_changes(lab, wanted)
-    if changes:
-        db_session.flush()
-        audit_service.record(
-            db_session=db_session,
-            actor=principal,
-            action="lab.update",
-            target_type="lab",
-            target_id=lab.id,
-            region_code=lab.region_code,
-            details={"code": lab.code, "changes": changes},
-        )
+    audit_changes(db_session, principal, "lab", lab, apply_changes(lab, wanted))
     return lab
+
+
+def audit_changes(
+    db_session: Session,
+    principal: Principal,
+    kind: str,
+    record: Site | Lab,
+    changes: dict[str, list[Any]],
+) -> None:
+    """Record ``changes`` to a site or lab (``kind``) as one ``<kind>.update`` audit entry; a
+    change that changed nothing records nothing."""
+    if not changes:
+        return
+    db_session.flush()
+    audit_service.record(
+        db_session=db_session,
+        actor=principal,
+        action=f"{kind}.update",
+        target_type=kind,
+        target_id=record.id,
+        region_code=record.region_code,
+        details={"code": record.code, "changes": changes},
+    )
 
 
 def apply_changes(record: object, wanted: dict[str, Any]) -> dict[str, list[Any]]:

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bastion.audit import service as audit_service
 from bastion.core.auth import Perm, Principal
 from bastion.core.errors import FieldProblem, InvalidInput
 from bastion.regions import service as region_service
@@ -141,15 +140,5 @@ def update_site(*, db_session: Session, principal: Principal, code: str, data: S
             db_session.execute(delete(SiteGrid).where(SiteGrid.site_id == site.id))
             db_session.add_all(SiteGrid(site_id=site.id, region_code=g) for g in grids)
             changes["grids"] = [before, grids]
-    if changes:
-        db_session.flush()
-        audit_service.record(
-            db_session=db_session,
-            actor=principal,
-            action="site.update",
-            target_type="site",
-            target_id=site.id,
-            region_code=site.region_code,
-            details={"code": site.code, "changes": changes},
-        )
+    testing_service.audit_changes(db_session, principal, "site", site, changes)
     return site

@@ -464,6 +464,16 @@ def _hours_statement(db_session: Session, hours: Any = None) -> Any:
     )
 
 
+def _verdicts_required(rules: RoundRules) -> tuple[ColumnElement[bool], Any]:
+    """Whether a verdict row's person is required by the round's rules, and what to select it
+    from (the verdicts, joined to the persons when a rule reads their birth date or groups)."""
+    v = VERDICT
+    if rules.needs_person:
+        required = rules.required(v.c.home, Person.birth_date, Person.special_groups)
+        return required, v.outerjoin(Person, Person.id == v.c.person_id)
+    return rules.required(v.c.home), v
+
+
 def _coverage_statement(dialect: str, rules: RoundRules) -> Any:
     """Add the verdicts' accepted people of one round to their home regions' counters."""
     v = VERDICT
@@ -471,12 +481,7 @@ def _coverage_statement(dialect: str, rules: RoundRules) -> Any:
     # A tube that already has a result (a late member; rare) counts towards results out.
     prior = select(Tube.result).where(Tube.id == v.c.tube_id).scalar_subquery()
     result = case((v.c.tube_id.is_(None), None), else_=prior)
-    if rules.needs_person:
-        required = rules.required(v.c.home, Person.birth_date, Person.special_groups)
-        frm: Any = v.outerjoin(Person, Person.id == v.c.person_id)
-    else:
-        required = rules.required(v.c.home)
-        frm = v
+    required, frm = _verdicts_required(rules)
     rows = (
         select(
             v.c.home.label("home"),
@@ -516,12 +521,7 @@ def _combined_statement(db_session: Session, rules: RoundRules) -> Any:
     verdicts' accepted rows are grouped once (by home, hour, required, within the deadline, and
     the tube for a tube that existed before), and both upserts read those few groups."""
     v = VERDICT
-    if rules.needs_person:
-        required = rules.required(v.c.home, Person.birth_date, Person.special_groups)
-        frm: Any = v.outerjoin(Person, Person.id == v.c.person_id)
-    else:
-        required = rules.required(v.c.home)
-        frm = v
+    required, frm = _verdicts_required(rules)
     groups = (
         select(
             v.c.home.label("home"),
