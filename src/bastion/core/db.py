@@ -158,7 +158,7 @@ def is_postgres(session_or_conn: Session | Connection) -> bool:
 _PG_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
 
 
-def _pg_column_types(raw: Any, table_name: str, columns: Sequence[str]) -> list[int]:
+def pg_column_types(raw: Any, table_name: str, columns: Sequence[str]) -> list[int]:
     """The type OIDs of ``columns`` of ``table_name`` (temporary tables included), cached."""
     key = (table_name, tuple(columns))
     if key not in _PG_TYPES:
@@ -197,7 +197,7 @@ def bulk_insert(
     assert raw is not None
     cols = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
-        types = _pg_column_types(raw, table_name, columns)
+        types = pg_column_types(raw, table_name, columns)
         with (
             raw.cursor() as cur,
             cur.copy(f'COPY "{table_name}" ({cols}) FROM STDIN (FORMAT BINARY)') as copy,

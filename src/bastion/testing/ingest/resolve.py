@@ -1,18 +1,19 @@
 """A second connection that looks up a large chunk's people while the writer lands the previous one.
 
-A file's chunk costs the writing transaction two index probes per row before anything is
-written: the person by token or ID hash, and an earlier member of the round. Nothing the writer
-does changes persons, and what it writes to the round is its own; so those probes can run on a
-connection of their own, against what is committed, in the thread that checks the rows
-(``feed.threaded``), while the writer lands the chunk before. The reader sends each chunk back
-as binary COPY data, the rows with ``statements.RESOLVED_COLUMNS`` filled in, which the writer
-copies into its staging table without a row ever becoming a Python object again.
+A file's chunk used to cost the writing transaction an index probe per row for the person (by
+token or ID hash) before anything was written. Nothing the writer does changes persons; so those
+probes can run on a connection of their own, against what is committed, in the thread that
+checks the rows (``feed.threaded``), while the writer lands the chunk before. The reader also
+ranks each person's scans within the chunk, and sends the rows back as binary COPY data with
+``statements.RESOLVED_COLUMNS`` filled in, which the writer copies into its staging table
+without a row ever becoming a Python object again.
 
 What the reader cannot see, the writer still catches: a person only this transaction knows is
-looked up by the writer (``PG_CLASSIFY_RESOLVED``); a person this transaction has already put
-in the round (an earlier chunk of the same file) meets the unique index on (round, person) as
-the members are written, and the chunk is then judged again whole (``ingest._land_chunk``). See
-ADR 0006's third revision.
+looked up by the writer (``PG_RESOLVE_REST``); a person already in the round (committed, or an
+earlier chunk of the same file) meets the unique index on (round, person) as the members are
+written, and the chunk is then judged again whole (``ingest._land_chunk``). The reader only ever
+saves work: if it cannot be had, or fails, the writer judges alone. See ADR 0006, second
+revision of 30 November.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bastion.core.db import is_postgres
+from bastion.core.db import is_postgres, pg_column_types
 from bastion.testing.ingest.statements import (
     PG_RESOLVE_OUT,
     PG_TEMP_TABLES,
@@ -51,10 +52,13 @@ class Resolver:
     def __init__(self, pooled: Any) -> None:
         self._pooled = pooled  # the pool's proxy: closing it returns the connection
         self._raw: Any = pooled.driver_connection
-        self._types: list[int] | None = None
         self.broken = False
-        self._raw.execute(PG_TEMP_TABLES)
-        self._raw.commit()
+        try:
+            self._raw.execute(PG_TEMP_TABLES)
+            self._raw.commit()
+        except BaseException:
+            self.close()
+            raise
 
     def resolve(self, rows: Sequence[Sequence[Any]]) -> bytes | None:
         """The chunk's staged ``rows`` (in STAGE_COLUMNS order) as binary COPY data in
@@ -71,22 +75,13 @@ class Resolver:
 
     def _resolve(self, rows: Sequence[Sequence[Any]]) -> bytes:
         raw = self._raw
-        if self._types is None:
-            self._types = [
-                oid
-                for (oid,) in raw.execute(
-                    "SELECT atttypid FROM pg_attribute, unnest(%s::text[]) WITH ORDINALITY "
-                    "AS c(name, n) WHERE attrelid = 'scan_stage'::regclass AND attname = c.name "
-                    "ORDER BY c.n",
-                    (STAGE_COLUMNS,),
-                ).fetchall()
-            ]
+        types = pg_column_types(raw, "scan_stage", STAGE_COLUMNS)
         data = bytearray()
         try:
             raw.execute(_SETTINGS)
             with raw.cursor() as cur:
                 with cur.copy(_COPY_IN) as copy:
-                    copy.set_types(self._types)
+                    copy.set_types(types)
                     for row in rows:
                         copy.write_row(row)
                 with cur.copy(PG_RESOLVE_OUT) as out:
