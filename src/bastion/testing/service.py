@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import date, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -344,14 +344,41 @@ def list_labs(
     """Labs in the caller's subtree (or in ``region_code``'s, which must lie inside it: 403
     otherwise), by code, a page at a time, with the total; ``active`` keeps one state only."""
     principal.require(Perm.testing_read)
-    conds: list[Any] = [principal.scope.clause(Lab.region_code)]
+    return page_of(
+        db_session,
+        principal,
+        Lab,
+        region_code=region_code,
+        active=active,
+        offset=offset,
+        limit=limit,
+    )
+
+
+#: What ``page_of`` lists.
+_Listed = TypeVar("_Listed", Site, Lab)
+
+
+def page_of(
+    db_session: Session,
+    principal: Principal,
+    model: type[_Listed],
+    *,
+    region_code: str | None,
+    active: bool | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[_Listed], int]:
+    """A page of the sites or labs (``model``) in the caller's subtree, or in ``region_code``'s
+    (which must lie inside it), by code, with the total; ``active`` keeps one state only."""
+    conds: list[Any] = [principal.scope.clause(model.region_code)]
     if region_code is not None:
-        conds.append(region_scope(db_session, principal, region_code).clause(Lab.region_code))
+        conds.append(region_scope(db_session, principal, region_code).clause(model.region_code))
     if active is not None:
-        conds.append(Lab.active.is_(active))
-    total = db_session.execute(select(func.count()).select_from(Lab).where(*conds)).scalar_one()
+        conds.append(model.active.is_(active))
+    total = db_session.execute(select(func.count()).select_from(model).where(*conds)).scalar_one()
     rows = db_session.execute(
-        select(Lab).where(*conds).order_by(Lab.code).offset(offset).limit(limit)
+        select(model).where(*conds).order_by(model.code).offset(offset).limit(limit)
     ).scalars()
     return list(rows), int(total)
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bastion.core.auth import Perm, Principal
@@ -60,17 +59,15 @@ def list_sites(
     otherwise, 404 unknown), by code, a page at a time, with the total; ``active`` keeps one
     state only."""
     principal.require(Perm.testing_read)
-    conds: list[Any] = [principal.scope.clause(Site.region_code)]
-    if region_code is not None:
-        scope = testing_service.region_scope(db_session, principal, region_code)
-        conds.append(scope.clause(Site.region_code))
-    if active is not None:
-        conds.append(Site.active.is_(active))
-    total = db_session.execute(select(func.count()).select_from(Site).where(*conds)).scalar_one()
-    rows = db_session.execute(
-        select(Site).where(*conds).order_by(Site.code).offset(offset).limit(limit)
-    ).scalars()
-    return list(rows), int(total)
+    return testing_service.page_of(
+        db_session,
+        principal,
+        Site,
+        region_code=region_code,
+        active=active,
+        offset=offset,
+        limit=limit,
+    )
 
 
 def update_site(*, db_session: Session, principal: Principal, code: str, data: SiteUpdate) -> Site:
