@@ -225,7 +225,8 @@ def create_site(*, db_session: Session, principal: Principal, data: SiteCreate) 
     """Register a sampling site and the grids it serves. Refuses (naming the field) a malformed
     code, an unknown region or grid, grids outside the site's region (``grids``), non-positive
     capacity or teams, closing before opening, and a code already used; a region or grid
-    outside the user's subtree is forbidden."""
+    outside the user's subtree is forbidden. Audited (``site.create``); a refusal records
+    nothing."""
     principal.require(Perm.sites_manage)
     problems: list[FieldProblem] = []
     _check_code("code", data.code, problems)
@@ -280,8 +281,25 @@ def create_site(*, db_session: Session, principal: Principal, data: SiteCreate) 
     )
     db_session.add(site)
     db_session.flush()
-    db_session.add_all(SiteGrid(site_id=site.id, region_code=g) for g in sorted(set(data.grids)))
+    grids = sorted(set(data.grids))
+    db_session.add_all(SiteGrid(site_id=site.id, region_code=g) for g in grids)
     db_session.flush()
+    audit_service.record(
+        db_session=db_session,
+        actor=principal,
+        action="site.create",
+        target_type="site",
+        target_id=site.id,
+        region_code=site.region_code,
+        details={
+            "code": site.code,
+            "name": site.name,
+            "region_code": site.region_code,
+            "capacity_per_hour": site.capacity_per_hour,
+            "teams": site.teams,
+            "grids": grids,
+        },
+    )
     return site
 
 
@@ -293,7 +311,8 @@ def get_site(*, db_session: Session, principal: Principal, code: str) -> Site:
 
 
 def create_lab(*, db_session: Session, principal: Principal, data: LabCreate) -> Lab:
-    """Register a lab with its daily capacity in tubes."""
+    """Register a lab with its daily capacity in tubes. Audited (``lab.create``); a refusal
+    records nothing."""
     principal.require(Perm.labs_manage)
     problems: list[FieldProblem] = []
     _check_code("code", data.code, problems)
@@ -322,6 +341,20 @@ def create_lab(*, db_session: Session, principal: Principal, data: LabCreate) ->
     )
     db_session.add(lab)
     db_session.flush()
+    audit_service.record(
+        db_session=db_session,
+        actor=principal,
+        action="lab.create",
+        target_type="lab",
+        target_id=lab.id,
+        region_code=lab.region_code,
+        details={
+            "code": lab.code,
+            "name": lab.name,
+            "region_code": lab.region_code,
+            "daily_capacity": lab.daily_capacity,
+        },
+    )
     return lab
 
 

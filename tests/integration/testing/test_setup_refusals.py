@@ -3,12 +3,14 @@ and a refused set-up leaves nothing behind. Through the service, on both engines
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from bastion.audit.models import AuditEntry
 from bastion.core.auth import system_principal
 from bastion.core.errors import BastionError, Conflict, Forbidden, InvalidInput
 from bastion.testing import service as testing_service
@@ -31,6 +33,17 @@ def refusal(err: BastionError) -> list[tuple[str, str]]:
 
 def count(db, model) -> int:  # type: ignore[no-untyped-def]
     return db.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def registrations(db, kind: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+    """The ``<kind>.create`` audit entries of sampling sites (``site``) or labs (``lab``)."""
+    return list(
+        db.execute(
+            select(AuditEntry)
+            .where(AuditEntry.action == f"{kind}.create", AuditEntry.target_type == kind)
+            .order_by(AuditEntry.seq)
+        ).scalars()
+    )
 
 
 # Rounds --------------------------------------------------------------------------------------
@@ -186,6 +199,7 @@ def test_a_site_refusal_names_each_bad_field(db, changes, problems):
         make_site(db, **changes)
     assert refusal(refused.value) == problems
     assert (count(db, Site), count(db, SiteGrid)) == (0, 0)
+    assert registrations(db, "site") == []
 
 
 def test_a_grid_outside_the_sites_region_is_named_with_both_codes(db):
@@ -225,6 +239,7 @@ def test_a_site_code_already_used_is_refused_naming_the_code(db):
     assert refused.value.key == "site.code_taken"
     assert refusal(refused.value) == [("code", "site.code_taken")]
     assert count(db, Site) == 1
+    assert len(registrations(db, "site")) == 1
 
 
 def test_a_site_or_grid_outside_the_users_subtree_is_forbidden(db, principal):
@@ -232,6 +247,29 @@ def test_a_site_or_grid_outside_the_users_subtree_is_forbidden(db, principal):
     with pytest.raises(Forbidden):
         make_site(db, commander, region_code=CHANGYI_GRID[:12], grids=[CHANGYI_GRID])
     assert count(db, Site) == 0
+    assert registrations(db, "site") == []
+
+
+def test_a_site_needs_the_right_to_manage_sites_and_a_refusal_is_not_audited(db, principal):
+    with pytest.raises(Forbidden):
+        make_site(db, principal("analyst", "in"))
+    assert (count(db, Site), registrations(db, "site")) == (0, [])
+
+
+def test_a_registered_site_is_audited_once_with_who_and_what(db, principal):
+    commander = principal("commander", "in")
+    site = make_site(db, commander, teams=2, grids=[NANGUAN_GRID_2, NANGUAN_GRID])
+    (entry,) = registrations(db, "site")
+    assert (entry.actor_id, entry.actor) == (commander.user_id, commander.username)
+    assert (entry.target_id, entry.region_code) == (str(site.id), NANGUAN_COMMUNITY)
+    assert json.loads(entry.details) == {
+        "code": "SITE-SET-1",
+        "name": "采样点",
+        "region_code": NANGUAN_COMMUNITY,
+        "capacity_per_hour": 300,
+        "teams": 2,
+        "grids": [NANGUAN_GRID, NANGUAN_GRID_2],
+    }
 
 
 # Labs ----------------------------------------------------------------------------------------
@@ -274,6 +312,7 @@ def test_a_lab_refusal_names_each_bad_field(db, changes, problems):
         make_lab(db, **changes)
     assert refusal(refused.value) == problems
     assert count(db, Lab) == 0
+    assert registrations(db, "lab") == []
 
 
 def test_a_lab_code_already_used_is_refused_naming_the_code(db):
@@ -283,12 +322,34 @@ def test_a_lab_code_already_used_is_refused_naming_the_code(db):
     assert refused.value.key == "lab.code_taken"
     assert refusal(refused.value) == [("code", "lab.code_taken")]
     assert count(db, Lab) == 1
+    assert len(registrations(db, "lab")) == 1
 
 
 def test_a_lab_outside_the_users_subtree_is_forbidden(db, principal):
     with pytest.raises(Forbidden):
         make_lab(db, principal("commander", "in"), region_code="220200")
     assert count(db, Lab) == 0
+    assert registrations(db, "lab") == []
+
+
+def test_a_lab_needs_the_right_to_manage_labs_and_a_refusal_is_not_audited(db, principal):
+    with pytest.raises(Forbidden):
+        make_lab(db, principal("lab", "in"))
+    assert (count(db, Lab), registrations(db, "lab")) == (0, [])
+
+
+def test_a_registered_lab_is_audited_once_with_who_and_what(db, principal):
+    commander = principal("commander", "in")
+    lab = make_lab(db, commander, name=" 实验室 ")
+    (entry,) = registrations(db, "lab")
+    assert (entry.actor_id, entry.actor) == (commander.user_id, commander.username)
+    assert (entry.target_id, entry.region_code) == (str(lab.id), "220100")
+    assert json.loads(entry.details) == {
+        "code": "LAB-SET-1",
+        "name": "实验室",
+        "region_code": "220100",
+        "daily_capacity": 10_000,
+    }
 
 
 # Through the API: the refusals reach the caller with their fields ----------------------------

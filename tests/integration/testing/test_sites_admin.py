@@ -333,3 +333,121 @@ def test_changing_a_lab_needs_the_right_to_manage_labs(client, headers, db):
     db.commit()
     response = client.patch("/api/v1/labs/LAB-P5", json={"active": False}, headers=headers("lab"))
     assert response.status_code == 403
+
+
+# Registering: one audit entry, none when refused ----------------------------------------------
+
+
+def created(db, action: str) -> list[AuditEntry]:  # type: ignore[no-untyped-def]
+    """The registrations of sampling sites (``site.create``) or labs (``lab.create``): an
+    isolation site's registration is also ``site.create``, with another target type."""
+    kind = action.split(".")[0]
+    return list(
+        db.execute(
+            select(AuditEntry)
+            .where(AuditEntry.action == action, AuditEntry.target_type == kind)
+            .order_by(AuditEntry.seq)
+        ).scalars()
+    )
+
+
+def site_body(**changes: Any) -> dict[str, Any]:
+    return {
+        "code": "SITE-NEW",
+        "name": " 南关采样点 ",
+        "region_code": NANGUAN_COMMUNITY,
+        "teams": 3,
+        "capacity_per_hour": 420,
+        "grids": [NANGUAN_GRID_2, NANGUAN_GRID, NANGUAN_GRID_2],
+        **changes,
+    }
+
+
+def lab_body(**changes: Any) -> dict[str, Any]:
+    return {
+        "code": "LAB-NEW",
+        "name": "长春市第一检测实验室",
+        "region_code": "220100",
+        "daily_capacity": 80_000,
+        **changes,
+    }
+
+
+def test_registering_a_site_writes_one_audit_entry_naming_who_and_what(client, headers, db, cast):
+    response = client.post("/api/v1/sites", json=site_body(), headers=headers("commander"))
+    assert response.status_code == 201, response.text
+    (entry,) = created(db, "site.create")
+    assert (entry.actor, entry.actor_id) == ("commander_in", cast.ids[("commander", "in")])
+    assert (entry.target_id, entry.region_code) == (str(response.json()["id"]), NANGUAN_COMMUNITY)
+    assert json.loads(entry.details) == {
+        "code": "SITE-NEW",
+        "name": "南关采样点",
+        "region_code": NANGUAN_COMMUNITY,
+        "capacity_per_hour": 420,
+        "teams": 3,
+        "grids": [NANGUAN_GRID, NANGUAN_GRID_2],
+    }
+    assert created(db, "lab.create") == []
+
+
+def test_registering_a_lab_writes_one_audit_entry_naming_who_and_what(client, headers, db, cast):
+    response = client.post("/api/v1/labs", json=lab_body(), headers=headers("commander"))
+    assert response.status_code == 201, response.text
+    (entry,) = created(db, "lab.create")
+    assert (entry.actor, entry.actor_id) == ("commander_in", cast.ids[("commander", "in")])
+    assert (entry.target_id, entry.region_code) == (str(response.json()["id"]), "220100")
+    assert json.loads(entry.details) == {
+        "code": "LAB-NEW",
+        "name": "长春市第一检测实验室",
+        "region_code": "220100",
+        "daily_capacity": 80_000,
+    }
+    assert created(db, "site.create") == []
+
+
+@pytest.mark.parametrize(
+    ("role", "body", "status"),
+    [
+        ("commander", site_body(capacity_per_hour=0), 422),
+        ("commander", site_body(grids=[CHANGYI_GRID]), 422),
+        ("commander", site_body(code="S"), 422),
+        ("commander", site_body(region_code="220202", grids=[]), 403),
+        ("analyst", site_body(), 403),
+        ("lab", site_body(), 403),
+    ],
+)
+def test_a_refused_site_registration_writes_no_audit_entry(client, headers, db, role, body, status):
+    response = client.post("/api/v1/sites", json=body, headers=headers(role))
+    assert response.status_code == status, response.text
+    assert db.execute(select(Site.id).where(Site.code == body["code"])).first() is None
+    assert created(db, "site.create") == []
+
+
+@pytest.mark.parametrize(
+    ("role", "body", "status"),
+    [
+        ("commander", lab_body(daily_capacity=0), 422),
+        ("commander", lab_body(daily_capacity=10**10), 422),
+        ("commander", lab_body(name=" "), 422),
+        ("commander", lab_body(region_code="229900"), 422),
+        ("commander", lab_body(region_code="220200"), 403),
+        ("analyst", lab_body(), 403),
+        ("lab", lab_body(), 403),
+    ],
+)
+def test_a_refused_lab_registration_writes_no_audit_entry(client, headers, db, role, body, status):
+    response = client.post("/api/v1/labs", json=body, headers=headers(role))
+    assert response.status_code == status, response.text
+    assert db.execute(select(Lab.id).where(Lab.code == body["code"])).first() is None
+    assert created(db, "lab.create") == []
+
+
+def test_a_code_already_used_writes_no_second_audit_entry(client, headers, db):
+    make_site(db, "SITE-NEW")
+    make_lab(db, "LAB-NEW")
+    db.commit()
+    site = client.post("/api/v1/sites", json=site_body(), headers=headers("commander"))
+    lab = client.post("/api/v1/labs", json=lab_body(), headers=headers("commander"))
+    assert (site.status_code, lab.status_code) == (409, 409)
+    assert [e.actor for e in created(db, "site.create")] == ["system"]
+    assert [e.actor for e in created(db, "lab.create")] == ["system"]
