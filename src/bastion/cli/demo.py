@@ -91,10 +91,10 @@ def demo(
     demo_record(seed=seed, days=days)
     print_latest_bulletin()
     if serve:
-        from bastion.cli.main import serve as serve_command
+        from bastion.api import serving
 
         console.print(f"serving [bold]http://{host}:{port}[/] (Ctrl+C stops)")
-        serve_command(host=host, port=port, workers=1)
+        serving.serve(host, port, workers=1)
 
 
 def _delete_sqlite_database(url: str) -> None:

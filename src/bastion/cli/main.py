@@ -125,20 +125,25 @@ def audit_verify() -> None:
 
 
 @app.command("serve")
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes: one per core"),
+    access_log: bool = typer.Option(
+        False, "--access-log/--no-access-log", help="Log every request (costs CPU per request)"
+    ),
+) -> None:
     """Serve the web pages and the API (the health-code lookups and the live sampling API
     answered ahead of the framework's routing: ADRs 0007 and 0008). On a production machine,
-    one worker per core (``--workers 2`` here)."""
-    import uvicorn
+    one worker per core (``--workers 2`` here): each worker listens on the port itself
+    (SO_REUSEPORT) and a supervisor restarts one that dies."""
+    from bastion.api import serving
 
-    uvicorn.run(
-        "bastion.healthcode.lookup_asgi:create_server",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    try:
+        serving.serve(host, port, workers, access_log=access_log)
+    except serving.PortUnavailable as err:
+        err_console.print(f"[bold red]cannot listen on[/] {err}")
+        raise typer.Exit(1) from err
 
 
 if __name__ == "__main__":  # pragma: no cover

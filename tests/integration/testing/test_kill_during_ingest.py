@@ -37,24 +37,28 @@ def _free_port() -> int:
 
 
 def _start(url: str, port: int) -> subprocess.Popen[bytes]:
+    """``bastion serve`` as in production: on PostgreSQL two workers under the supervisor (each
+    with its own group-commit writer), in a session of its own so that killing the server kills
+    every one of its processes at once."""
+    workers = "1" if url.startswith("sqlite") else "2"
     env = {**os.environ, "BASTION_DATABASE_URL": url}
     proc = subprocess.Popen(  # noqa: S603 - our own server, on loopback
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "bastion.api.app:create_app",
-            "--factory",
+            "bastion.cli.main",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            "--log-level",
-            "warning",
+            "--workers",
+            workers,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -63,7 +67,7 @@ def _start(url: str, port: int) -> subprocess.Popen[bytes]:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.2)
-    proc.kill()
+    os.killpg(proc.pid, signal.SIGKILL)
     raise AssertionError("the server did not start")
 
 
@@ -135,7 +139,7 @@ def test_every_acknowledged_scan_survives_a_sigkill_exactly_once(world):
         thread.start()
     while len(acked) < len(batches) // 4:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the supervisor and every worker, mid-group
     proc.wait()
     for thread in threads:
         thread.join()
