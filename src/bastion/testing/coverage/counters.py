@@ -355,6 +355,7 @@ def add_sampled_from_verdict(
     db_session: Session,
     kept: dict[tuple[Any, ...], tuple[float, Any]] | None = None,
     rounds: Iterable[int] | None = None,
+    known: dict[int, tuple[Any, ...]] | None = None,
 ) -> None:
     """Add the persons the ingest has just accepted (``scan_verdict`` rows with verdict 'ok',
     retests excepted) to their home regions' counters and to the hourly screening figures;
@@ -367,11 +368,15 @@ def add_sampled_from_verdict(
     and reused for :data:`KEPT_FOR` seconds, so a group pays for running them, not for building
     them (the round's region tree read, the rules parsed, the statement composed). Given the
     chunk's ``rounds``, PostgreSQL counts both in one statement a round (:func:`_combined`).
+    ``known`` gives rounds' keys as the caller read them in this transaction (``round id →
+    (id, region, exemptions, start, deadline)``), which spares reading the round again.
     """
     if rounds is not None and is_postgres(db_session):
         # One statement a round, one pass over the verdicts for both counters.
         for round_id in sorted(set(rounds)):
-            db_session.connection().execute(_kept(db_session, kept, round_id, combined=True))
+            db_session.connection().execute(
+                _kept(db_session, kept, round_id, combined=True, known=known)
+            )
         return
     hours_stmt = _kept(db_session, kept, None)
     # The hours written name the rounds of the chunk: no second pass to find them.
@@ -393,16 +398,21 @@ def _kept(
     round_id: int | None,
     *,
     combined: bool = False,
+    known: dict[int, tuple[Any, ...]] | None = None,
 ) -> Any:
     """The hours statement (``round_id`` None), the coverage statement of ``round_id``, or
     (``combined``) both of that round in one statement, from ``kept`` when it holds a fresh
-    one; Core statements over the verdict table."""
+    one; Core statements over the verdict table. ``known``: see
+    :func:`add_sampled_from_verdict`."""
     dialect = db_session.get_bind().dialect.name
-    rnd = None if round_id is None else _round_by_id(db_session, round_id)
-    key: tuple[Any, ...] = (
-        (dialect,)
-        if rnd is None
-        else (
+    rnd: Round | None = None
+    if round_id is None:
+        key: tuple[Any, ...] = (dialect,)
+    elif known is not None and round_id in known:
+        key = (dialect, combined, *known[round_id])
+    else:
+        rnd = _round_by_id(db_session, round_id)
+        key = (
             dialect,
             combined,
             rnd.id,
@@ -411,11 +421,12 @@ def _kept(
             rnd.starts_at,
             rnd.deadline_at,
         )
-    )
     now = time.monotonic()
     found = kept.get(key) if kept is not None else None
     if found is not None and found[0] > now:
         return found[1]
+    if rnd is None and round_id is not None:
+        rnd = _round_by_id(db_session, round_id)
     if rnd is None:
         stmt = _hours_statement(db_session)
     elif combined:

@@ -39,6 +39,7 @@ from bastion.testing.ingest.rows import (
     VERDICTS,
     IngestReport,
     RawScan,
+    RoundNow,
     ScanContext,
     SiteCache,
 )
@@ -55,9 +56,11 @@ from bastion.testing.ingest.statements import (
     PG_CLASSIFY_BULK,
     PG_CLASSIFY_RESOLVED,
     PG_HOUSEHOLD_MIXED,
+    PG_HOUSEHOLD_STEPS,
     PG_OPEN,
     PG_OUTCOMES_CLEARED,
     PG_RESOLVE_REST,
+    PG_ROUNDS_KEPT,
     PG_WRITE_ALL,
     STAGE_COLUMNS,
     classify,
@@ -130,12 +133,20 @@ def ingest_batches(
         # pays for every one); index lookups are forced from here (see _land_chunk).
         raw = db_session.connection().connection.driver_connection
         assert raw is not None
-        row = raw.execute(PG_OPEN, {"n": len(batches), "keys": keys}).fetchone()
+        kept_ids = sites.round_ids() if sites is not None else []
+        # With the rounds the live API keeps, read as they stand now, in the same round trip
+        # (and the BEGIN with them: a pipeline sends it too).
+        with raw.pipeline():
+            opened = raw.execute(PG_OPEN, {"n": len(batches), "keys": keys})
+            kept_rounds = raw.execute(PG_ROUNDS_KEPT, {"ids": kept_ids}) if kept_ids else None
+        row = opened.fetchone()
         new_ids: list[int] = list(row[-2])
         seen = set(row[-1] or ())
+        rounds_now = {r[0]: RoundNow(*r) for r in kept_rounds.fetchall()} if kept_rounds else {}
     else:
         new_ids = []
         seen = set(keys)
+        rounds_now = {}
     stored = (
         {
             b.key: b
@@ -170,11 +181,14 @@ def ingest_batches(
         ]
 
         def make_context(principal: Principal, call: Caller) -> ScanContext:
-            return ScanContext(db_session, principal, sites, call)
+            return ScanContext(db_session, principal, sites, call, rounds_now=rounds_now)
 
         # The coverage counters' statements, built once per round for the whole call (the live
         # API keeps them across calls with its sites).
-        state = _Landing(kept=sites.statements if sites is not None else {})
+        state = _Landing(
+            kept=sites.statements if sites is not None else {},
+            rounds_now=rounds_now,
+        )
         # A large file's chunks have their people looked up on a second connection, in the
         # thread that checks the rows, while this one lands the chunk before (``resolve``).
         resolver = open_resolver(db_session) if pipelined and postgres and chunk >= SMALL else None
@@ -293,6 +307,8 @@ class _Landing:
 
     #: The coverage counters' statements (``coverage.add_sampled_from_verdict``).
     kept: dict[tuple[Any, ...], tuple[float, Any]]
+    #: The rounds read at the start (live API): their coverage statements' keys.
+    rounds_now: dict[int, RoundNow] = dataclasses.field(default_factory=dict)
     #: Whether index lookups are forced already (PG_OPEN forces them).
     forced: bool = True
     #: Set once a resolved chunk had to be judged again (the file names people twice across
@@ -329,13 +345,18 @@ def _land_chunk(
         # would otherwise compute the same next positions (the unique (tube, position) index
         # would then refuse the second writer; SQLite's single writer needs no lock).
         if small:
-            if not state.forced:
-                raw.execute(pg_index_lookups(True))
-            raw.execute(LOCK_TUBES)
-            raw.execute(classify(db_session))
-            if household:
-                raw.execute(PG_HOUSEHOLD_MIXED)
-            raw.execute(PG_WRITE_ALL)
+            # Sent together, answered together: one round trip instead of four (the live API
+            # waits for each, and on a busy machine each wait is a trip through the scheduler).
+            # A failure stops the rest of the pipeline and is raised here.
+            with raw.pipeline():
+                if not state.forced:
+                    raw.execute(pg_index_lookups(True))
+                raw.execute(LOCK_TUBES)
+                raw.execute(classify(db_session))
+                if household:  # (one statement at a time: a pipeline takes no scripts)
+                    for step in PG_HOUSEHOLD_STEPS:
+                        raw.execute(step)
+                raw.execute(PG_WRITE_ALL)
         else:
             # The bulk form of the same verdicts, which also locks the chunk's tubes: its
             # lookups in the record are index probes by construction, so it may hash-join the
@@ -373,7 +394,10 @@ def _land_chunk(
         db_session.execute(text(INSERT_MEMBERS))
     # Coverage counters (issue #3 part 8); the live API keeps their statements with its sites.
     coverage.add_sampled_from_verdict(
-        db_session=db_session, kept=state.kept, rounds={row[_ROUND] for row in part.rows}
+        db_session=db_session,
+        kept=state.kept,
+        rounds={row[_ROUND] for row in part.rows},
+        known={i: r.coverage_key() for i, r in state.rounds_now.items()},
     )
     unowed: list[tuple[int, int]] = []
     if any(row[_RETEST] for row in part.rows):

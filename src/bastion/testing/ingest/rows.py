@@ -149,6 +149,23 @@ class RoundSeen:
     deadline_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RoundNow:
+    """A kept round as it stands in the writing transaction (``statements.PG_ROUNDS_KEPT``)."""
+
+    id: int
+    status: str
+    closed_at: datetime | None
+    region_code: str
+    exemptions: str
+    starts_at: datetime
+    deadline_at: datetime
+
+    def coverage_key(self) -> tuple[Any, ...]:
+        """What the round's coverage statement depends on (``coverage.counters``)."""
+        return (self.id, self.region_code, self.exemptions, self.starts_at, self.deadline_at)
+
+
 class SiteCache:
     """What the live API keeps across batches for ``ttl`` seconds: sites' pool sizes and grids
     per round, rounds by reference (their status is still read for every group), and the
@@ -172,6 +189,11 @@ class SiteCache:
         if item is None or item[0] < time.monotonic():
             return None
         return item[1]
+
+    def round_ids(self) -> list[int]:
+        """The ids of the rounds kept now."""
+        now = time.monotonic()
+        return sorted({seen.id for expiry, seen in self.rounds.values() if expiry >= now})
 
     def put_round(self, ref: str, value: RoundSeen) -> None:
         if len(self.rounds) > 1_000:
@@ -209,8 +231,12 @@ class ScanContext:
         principal: Principal,
         cache: SiteCache | None = None,
         call: Callable[[Callable[[], Any]], Any] = _direct,
+        *,
+        rounds_now: dict[int, RoundNow] | None = None,
     ) -> None:
         self.db = db_session
+        #: Kept rounds already read in this transaction (their status is not read again).
+        self.rounds_now = rounds_now or {}
         self.principal = principal
         self.cache = cache
         self.call = call
@@ -242,7 +268,12 @@ class ScanContext:
         status: str | None = None
         closed_at: datetime | None = None
         if seen is not None:
-            row = self.db.connection().execute(_ROUND_STATUS, {"id": seen.id}).first()
+            now = self.rounds_now.get(seen.id)
+            row = (
+                (now.status, now.closed_at)
+                if now is not None
+                else self.db.connection().execute(_ROUND_STATUS, {"id": seen.id}).first()
+            )
             if row is not None:
                 status, closed_at = row
         if seen is None or status is None:

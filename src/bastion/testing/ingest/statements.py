@@ -79,9 +79,13 @@ def _forget_on_rollback(conn: Connection, *args: Any) -> None:
 
 @event.listens_for(Pool, "reset")
 def _forget_on_reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
-    # The pool rolls back a connection returned mid-transaction (a committed or rolled back
-    # one it leaves alone: the Connection did that, and its events above have run).
-    if not state.transaction_was_reset:
+    # The pool rolls back every connection returned to it. After a commit that loses nothing
+    # (the tables were committed with the transaction that made them); only a transaction
+    # still open on the driver's connection, which that rollback ends, takes its new tables
+    # with it. (``transaction_was_reset`` cannot tell these apart: it is false after a commit
+    # too, and forgetting there made every live group create the tables again.)
+    status = getattr(getattr(dbapi_connection, "info", None), "transaction_status", None)
+    if status is None or int(status) != 0:  # not psycopg, or not idle (pq.TransactionStatus)
         record.info.pop(_MADE, None)
 
 
@@ -131,6 +135,13 @@ SELECT {_PG_SETTINGS}, {_PG_INDEX_LOOKUPS.format("off")},
         FROM generate_series(1, %(n)s)),
        (SELECT array_agg(key) FROM scan_batches WHERE key = ANY(%(keys)s))
 """  # noqa: S608 - fixed text
+
+#: The rounds the live API keeps (``SiteCache``), as they stand in this transaction: their
+#: status for the row checks and what keys their coverage statements; sent with PG_OPEN.
+PG_ROUNDS_KEPT = """
+SELECT id, status, closed_at, region_code, exemptions, starts_at, deadline_at
+FROM test_rounds WHERE id = ANY(%(ids)s)
+"""
 
 
 #: Ids for the chunk's new tubes, one per distinct barcode of the chunk (ids of barcodes that end
@@ -540,12 +551,12 @@ WHERE scan_verdict.batch_id = d.batch_id AND scan_verdict.row_no = d.row_no
     "UPDATE scan_verdict SET position = NULL WHERE verdict = 'household_mixed'",
 ]
 
-#: PostgreSQL: the same with hash joins allowed for its statements only, in one round trip.
-PG_HOUSEHOLD_MIXED = ";\n".join(
-    [
-        "SELECT set_config('bastion.hashjoin', current_setting('enable_hashjoin'), true), "
-        "set_config('enable_hashjoin', 'on', true)",
-        *HOUSEHOLD_MIXED,
-        "SELECT set_config('enable_hashjoin', current_setting('bastion.hashjoin'), true)",
-    ]
+#: PostgreSQL: the same with hash joins allowed for its statements only: one statement a step
+#: (for the live API's pipeline, which takes no scripts), or one script (the bulk path).
+PG_HOUSEHOLD_STEPS = (
+    "SELECT set_config('bastion.hashjoin', current_setting('enable_hashjoin'), true), "
+    "set_config('enable_hashjoin', 'on', true)",
+    *HOUSEHOLD_MIXED,
+    "SELECT set_config('enable_hashjoin', current_setting('bastion.hashjoin'), true)",
 )
+PG_HOUSEHOLD_MIXED = ";\n".join(PG_HOUSEHOLD_STEPS)
