@@ -180,10 +180,12 @@ def serve(
         if workers > 1 and reuse_port_available():
             listening_socket(host, port).close()
         else:
-            with socket.create_server((host, port)):
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.create_server((host, port), family=family):
                 pass
     except OSError as err:
-        raise PortUnavailable(f"{host}:{port}: {err.strerror or err}") from err
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise PortUnavailable(f"{host}:{port}: {reason}") from err
 
     if workers <= 1:
         config = _config(host, port, log_level, access_log)

@@ -154,12 +154,13 @@ def test_a_supervisor_killed_outright_leaves_no_worker_behind(server):
     assert not _healthy(port)
 
 
-def test_a_port_in_use_is_refused_at_once(database):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_refused_at_once(database, workers):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = _serve(database, port, "--workers", "2", stderr=subprocess.PIPE)
+        proc = _serve(database, port, "--workers", workers, stderr=subprocess.PIPE)
         try:
             _, err = proc.communicate(timeout=60)
         finally:
