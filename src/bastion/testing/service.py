@@ -284,15 +284,12 @@ def create_site(*, db_session: Session, principal: Principal, data: SiteCreate) 
     grids = sorted(set(data.grids))
     db_session.add_all(SiteGrid(site_id=site.id, region_code=g) for g in grids)
     db_session.flush()
-    audit_service.record(
-        db_session=db_session,
-        actor=principal,
-        action="site.create",
-        target_type="site",
-        target_id=site.id,
-        region_code=site.region_code,
-        details={
-            "code": site.code,
+    _audit(
+        db_session,
+        principal,
+        "create",
+        site,
+        {
             "name": site.name,
             "region_code": site.region_code,
             "capacity_per_hour": site.capacity_per_hour,
@@ -341,19 +338,12 @@ def create_lab(*, db_session: Session, principal: Principal, data: LabCreate) ->
     )
     db_session.add(lab)
     db_session.flush()
-    audit_service.record(
-        db_session=db_session,
-        actor=principal,
-        action="lab.create",
-        target_type="lab",
-        target_id=lab.id,
-        region_code=lab.region_code,
-        details={
-            "code": lab.code,
-            "name": lab.name,
-            "region_code": lab.region_code,
-            "daily_capacity": lab.daily_capacity,
-        },
+    _audit(
+        db_session,
+        principal,
+        "create",
+        lab,
+        {"name": lab.name, "region_code": lab.region_code, "daily_capacity": lab.daily_capacity},
     )
     return lab
 
@@ -435,30 +425,41 @@ def update_lab(*, db_session: Session, principal: Principal, code: str, data: La
         "daily_capacity": data.daily_capacity,
         "active": data.active,
     }
-    audit_changes(db_session, principal, "lab", lab, apply_changes(lab, wanted))
+    audit_changes(db_session, principal, lab, apply_changes(lab, wanted))
     return lab
 
 
 def audit_changes(
     db_session: Session,
     principal: Principal,
-    kind: str,
     record: Site | Lab,
     changes: dict[str, list[Any]],
 ) -> None:
-    """Record ``changes`` to a site or lab (``kind``) as one ``<kind>.update`` audit entry; a
+    """Record ``changes`` to a site or lab as one ``site.update`` or ``lab.update`` entry; a
     change that changed nothing records nothing."""
     if not changes:
         return
     db_session.flush()
+    _audit(db_session, principal, "update", record, {"changes": changes})
+
+
+def _audit(
+    db_session: Session,
+    principal: Principal,
+    verb: str,
+    record: Site | Lab,
+    details: dict[str, Any],
+) -> None:
+    """One ``site.<verb>`` or ``lab.<verb>`` audit entry naming the record and its code."""
+    kind = "site" if isinstance(record, Site) else "lab"
     audit_service.record(
         db_session=db_session,
         actor=principal,
-        action=f"{kind}.update",
+        action=f"{kind}.{verb}",
         target_type=kind,
         target_id=record.id,
         region_code=record.region_code,
-        details={"code": record.code, "changes": changes},
+        details={"code": record.code, **details},
     )
 
 

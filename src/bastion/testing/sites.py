@@ -137,5 +137,5 @@ def update_site(*, db_session: Session, principal: Principal, code: str, data: S
             db_session.execute(delete(SiteGrid).where(SiteGrid.site_id == site.id))
             db_session.add_all(SiteGrid(site_id=site.id, region_code=g) for g in grids)
             changes["grids"] = [before, grids]
-    testing_service.audit_changes(db_session, principal, "site", site, changes)
+    testing_service.audit_changes(db_session, principal, site, changes)
     return site
