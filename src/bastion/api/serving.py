@@ -27,7 +27,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
@@ -58,7 +57,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(2048)
-        sock.set_inheritable(True)
     except OSError:
         sock.close()
         raise
@@ -109,22 +107,19 @@ class Supervisor:
         *,
         log_level: str = "info",
         access_log: bool = False,
-        target: Callable[..., None] = worker,
     ) -> None:
         self.host = host
         self.port = port
         self.count = workers
         self.log_level = log_level
         self.access_log = access_log
-        self.target = target
         self.context = multiprocessing.get_context("spawn")
         self.processes: list[tuple[BaseProcess, float]] = []
         self.stopping = False
-        self.restarts = 0
 
     def _start_one(self) -> tuple[BaseProcess, float]:
         process = self.context.Process(
-            target=self.target,
+            target=worker,
             args=(self.host, self.port, self.log_level, self.access_log, os.getpid()),
             name="bastion-worker",
         )
@@ -149,7 +144,6 @@ class Supervisor:
                     )
                     if time.monotonic() - started < MIN_UPTIME:
                         time.sleep(RESTART_PAUSE)
-                    self.restarts += 1
                     self.processes[i] = self._start_one()
         finally:
             self.shutdown()

@@ -6,10 +6,10 @@ Every writer here is set-based and runs in its caller's transaction; none commit
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -355,7 +355,7 @@ def add_sampled_from_verdict(
     db_session: Session,
     kept: dict[tuple[Any, ...], tuple[float, Any]] | None = None,
     rounds: Iterable[int] | None = None,
-    known: dict[int, tuple[Any, ...]] | None = None,
+    known: Mapping[int, KeyedRound] | None = None,
 ) -> None:
     """Add the persons the ingest has just accepted (``scan_verdict`` rows with verdict 'ok',
     retests excepted) to their home regions' counters and to the hourly screening figures;
@@ -368,8 +368,8 @@ def add_sampled_from_verdict(
     and reused for :data:`KEPT_FOR` seconds, so a group pays for running them, not for building
     them (the round's region tree read, the rules parsed, the statement composed). Given the
     chunk's ``rounds``, PostgreSQL counts both in one statement a round (:func:`_combined`).
-    ``known`` gives rounds' keys as the caller read them in this transaction (``round id →
-    (id, region, exemptions, start, deadline)``), which spares reading the round again.
+    ``known`` gives rounds as the caller read them in this transaction (by id), which spares
+    reading them again to find their statements.
     """
     if rounds is not None and is_postgres(db_session):
         # One statement a round, one pass over the verdicts for both counters.
@@ -385,6 +385,22 @@ def add_sampled_from_verdict(
         db_session.connection().execute(_kept(db_session, kept, round_id))
 
 
+class KeyedRound(Protocol):
+    """What a round's coverage statement depends on (a ``Round``, or the live API's read of
+    one, ``ingest.RoundNow``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def region_code(self) -> str: ...
+    @property
+    def exemptions(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def deadline_at(self) -> datetime: ...
+
+
 #: How long the live API reuses the counting statements built for a round. A change to the
 #: round's exemptions or deadline is seen at once (they are part of the key); a change to the
 #: region tree (a new grid) reaches the required flag within this time, as zone changes reach
@@ -398,7 +414,7 @@ def _kept(
     round_id: int | None,
     *,
     combined: bool = False,
-    known: dict[int, tuple[Any, ...]] | None = None,
+    known: Mapping[int, KeyedRound] | None = None,
 ) -> Any:
     """The hours statement (``round_id`` None), the coverage statement of ``round_id``, or
     (``combined``) both of that round in one statement, from ``kept`` when it holds a fresh
@@ -408,18 +424,19 @@ def _kept(
     rnd: Round | None = None
     if round_id is None:
         key: tuple[Any, ...] = (dialect,)
-    elif known is not None and round_id in known:
-        key = (dialect, combined, *known[round_id])
     else:
-        rnd = _round_by_id(db_session, round_id)
+        seen = known.get(round_id) if known is not None else None
+        if seen is None:
+            seen = rnd = _round_by_id(db_session, round_id)
+        # What the round's statement depends on: a change to any of these builds it again.
         key = (
             dialect,
             combined,
-            rnd.id,
-            rnd.region_code,
-            rnd.exemptions,
-            rnd.starts_at,
-            rnd.deadline_at,
+            seen.id,
+            seen.region_code,
+            seen.exemptions,
+            seen.starts_at,
+            seen.deadline_at,
         )
     now = time.monotonic()
     found = kept.get(key) if kept is not None else None

@@ -397,7 +397,7 @@ def _land_chunk(
         db_session=db_session,
         kept=state.kept,
         rounds={row[_ROUND] for row in part.rows},
-        known={i: r.coverage_key() for i, r in state.rounds_now.items()},
+        known=state.rounds_now,
     )
     unowed: list[tuple[int, int]] = []
     if any(row[_RETEST] for row in part.rows):

@@ -161,10 +161,6 @@ class RoundNow:
     starts_at: datetime
     deadline_at: datetime
 
-    def coverage_key(self) -> tuple[Any, ...]:
-        """What the round's coverage statement depends on (``coverage.counters``)."""
-        return (self.id, self.region_code, self.exemptions, self.starts_at, self.deadline_at)
-
 
 class SiteCache:
     """What the live API keeps across batches for ``ttl`` seconds: sites' pool sizes and grids
