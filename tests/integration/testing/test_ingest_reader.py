@@ -17,7 +17,7 @@ from bastion.core.auth import system_principal
 from bastion.core.db import make_engine
 from bastion.registry.models import Person
 from bastion.testing import ingest
-from bastion.testing.ingest import RawScan, resolve
+from bastion.testing.ingest import RawScan, resolve, statements
 from bastion.testing.models import Tube, TubeMember
 from tests.support import factories, world
 from tests.support.world import NANGUAN_GRID_2
@@ -241,3 +241,84 @@ def test_a_reader_that_fails_midway_leaves_the_writer_to_judge_alone(
         assert answered[:2] == [True, False]
     else:
         assert answered == []
+
+
+def test_the_readers_places_are_taken_only_where_they_hold(committed, backend, monkeypatch):
+    # The reader counts each row's place in its tube; the writer takes those places without a
+    # sort of its own, except in a chunk where they may be wrong: a barcode scanned at two
+    # sites (the other site's rows take no place), or a person only the writer can see (the
+    # reader counted them out). Either way the tubes come out as the writer alone makes them.
+    engine, refs = committed
+    rnd, site, tokens, _ = refs
+    monkeypatch.setattr(ingest, "SMALL", 1)
+    judged: list[str] = []
+    real_write = ingest._write_bulk
+
+    def spied(raw, statement, *, household):
+        judged.append(
+            {
+                statements.PG_CLASSIFY_PLACED: "placed",
+                statements.PG_CLASSIFY_RESOLVED: "window",
+            }.get(statement, "whole")
+        )
+        return real_write(raw, statement, household=household)
+
+    monkeypatch.setattr(ingest, "_write_bulk", spied)
+
+    def land(pipelined: bool):
+        with Session(engine) as session:
+            session.begin()
+            other = factories.site(session, code="SITE-2")
+            newcomer = factories.person(session)
+            rows = _scans(rnd, site, "TH00000001", tokens[1:3])  # chunk one: clean
+            rows += _scans(rnd, site, "TH00000002", tokens[3:6], start_row=3)
+            rows += _scans(rnd, other.code, "TH00000001", tokens[6:7], start_row=6)  # refused
+            rows += _scans(rnd, site, "TH00000001", tokens[7:8], start_row=7)  # third place
+            rows += _scans(rnd, site, "TH00000003", tokens[8:11], start_row=8)
+            rows += _scans(rnd, site, "TH00000004", [newcomer.token, tokens[11]], start_row=11)
+            report = ingest.ingest_scans(
+                db_session=session,
+                principal=system_principal(),
+                key="places",
+                source="test",
+                scans=iter(rows),
+                chunk=5,
+                pipelined=pipelined,
+            )
+            ids = dict(session.execute(select(Person.token, Person.id)).all())
+            names = {pid: token for token, pid in ids.items()}
+            names[newcomer.id] = "newcomer"
+            tubes = session.execute(
+                select(Tube.barcode, Tube.member_count, TubeMember.position, TubeMember.person_id)
+                .join(TubeMember, TubeMember.tube_id == Tube.id)
+                .where(Tube.barcode.like("TH%"))
+                .order_by(Tube.barcode, TubeMember.position)
+            ).all()
+            session.rollback()
+        problems = [(p.row, p.reason) for p in report.problems]
+        return report.accepted, problems, [(b, n, pos, names[p]) for b, n, pos, p in tubes]
+
+    alone = land(pipelined=False)
+    del judged[:]
+    with_reader = land(pipelined=True)
+    assert with_reader == alone
+    accepted, problems, tubes = with_reader
+    assert accepted == 11
+    assert problems == [(6, "scan.tube_other_site")]
+    assert tubes == [
+        ("TH00000001", 3, 1, tokens[1]),
+        ("TH00000001", 3, 2, tokens[2]),
+        ("TH00000001", 3, 3, tokens[7]),
+        ("TH00000002", 3, 1, tokens[3]),
+        ("TH00000002", 3, 2, tokens[4]),
+        ("TH00000002", 3, 3, tokens[5]),
+        ("TH00000003", 3, 1, tokens[8]),
+        ("TH00000003", 3, 2, tokens[9]),
+        ("TH00000003", 3, 3, tokens[10]),
+        ("TH00000004", 2, 1, "newcomer"),
+        ("TH00000004", 2, 2, tokens[11]),
+    ]
+    if backend == "postgresql":
+        assert judged == ["placed", "window", "window"]
+    else:
+        assert judged == []  # SQLite judges with its own statements

@@ -54,6 +54,7 @@ from bastion.testing.ingest.statements import (
     PG_BULK_SETTINGS,
     PG_BULK_WRITE_TUBES,
     PG_CLASSIFY_BULK,
+    PG_CLASSIFY_PLACED,
     PG_CLASSIFY_RESOLVED,
     PG_HOUSEHOLD_MIXED,
     PG_HOUSEHOLD_STEPS,
@@ -369,10 +370,13 @@ def _land_chunk(
                 # The reader judged against what is committed; a person this transaction has
                 # already put in the round stops the members' COPY at the unique index, and
                 # the chunk is judged again from the start, whole.
-                raw.execute(PG_RESOLVE_REST)
+                # Positions as the reader counted them, unless the writer finds people it
+                # could not see or a barcode came with several rounds or sites.
+                (placed,) = raw.execute(PG_RESOLVE_REST).fetchone()
+                judge = PG_CLASSIFY_PLACED if placed else PG_CLASSIFY_RESOLVED
                 raw.execute("SAVEPOINT scan_chunk")
                 try:
-                    _write_bulk(raw, PG_CLASSIFY_RESOLVED, household=household)
+                    _write_bulk(raw, judge, household=household)
                 except psycopg.errors.UniqueViolation as err:
                     if err.diag.constraint_name != "uq_tube_members_round_person":
                         raise

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 from bastion.core.db import is_postgres, pg_column_types
 from bastion.testing.ingest.statements import (
     PG_RESOLVE_OUT,
+    PG_RESOLVE_OUT_ONCE,
     PG_TEMP_TABLES,
     STAGE_COLUMNS,
     pg_index_lookups,
@@ -84,7 +86,8 @@ class Resolver:
                     copy.set_types(types)
                     for row in rows:
                         copy.write_row(row)
-                with cur.copy(PG_RESOLVE_OUT) as out:
+                out_statement = PG_RESOLVE_OUT if names_someone_twice(rows) else PG_RESOLVE_OUT_ONCE
+                with cur.copy(out_statement) as out:
                     for block in out:
                         data += block
         finally:
@@ -94,6 +97,20 @@ class Resolver:
     def close(self) -> None:
         with contextlib.suppress(Exception):  # a broken connection is the pool's to discard
             self._pooled.close()
+
+
+_TOKEN = operator.itemgetter(STAGE_COLUMNS.index("person_token"))
+_ID_HASH = operator.itemgetter(STAGE_COLUMNS.index("id_hash"))
+
+
+def names_someone_twice(rows: Sequence[Sequence[Any]]) -> bool:
+    """Whether staged ``rows`` name a person twice by the same token or the same ID number
+    (each row names its person one way, the other left None). Rows that name one person two
+    ways are not seen here: the writer's unique index on (round, person) stops those."""
+    tokens = set(map(_TOKEN, rows))
+    hashes = set(map(_ID_HASH, rows))
+    named = len(tokens) - (None in tokens) + len(hashes) - (None in hashes)
+    return named < len(rows)
 
 
 _COPY_IN = f"COPY scan_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
