@@ -31,11 +31,10 @@ from sqlalchemy.orm import Session
 
 from bastion.core.db import is_postgres, pg_column_types
 from bastion.testing.ingest.statements import (
-    PG_RESOLVE_OUT,
-    PG_RESOLVE_OUT_ONCE,
     PG_TEMP_TABLES,
     STAGE_COLUMNS,
     pg_index_lookups,
+    pg_resolve_out,
 )
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,9 @@ class Resolver:
                     copy.set_types(types)
                     for row in rows:
                         copy.write_row(row)
-                out_statement = PG_RESOLVE_OUT if names_someone_twice(rows) else PG_RESOLVE_OUT_ONCE
+                out_statement = pg_resolve_out(
+                    ranked=names_someone_twice(rows), placed=not tubes_mixed(rows)
+                )
                 with cur.copy(out_statement) as out:
                     for block in out:
                         data += block
@@ -111,6 +112,18 @@ def names_someone_twice(rows: Sequence[Sequence[Any]]) -> bool:
     hashes = set(map(_ID_HASH, rows))
     named = len(tokens) - (None in tokens) + len(hashes) - (None in hashes)
     return named < len(rows)
+
+
+_TUBE = operator.itemgetter(STAGE_COLUMNS.index("barcode"))
+_TUBE_ROUND_SITE = operator.itemgetter(
+    *(STAGE_COLUMNS.index(c) for c in ("barcode", "round_id", "site_id"))
+)
+
+
+def tubes_mixed(rows: Sequence[Sequence[Any]]) -> bool:
+    """Whether some barcode of staged ``rows`` comes with more than one round or site (its
+    rows' places in the tube then depend on the writer's verdicts)."""
+    return len(set(map(_TUBE, rows))) < len(set(map(_TUBE_ROUND_SITE, rows)))
 
 
 _COPY_IN = f"COPY scan_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"

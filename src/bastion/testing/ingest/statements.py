@@ -10,6 +10,7 @@ in bulk, or by PG_CLASSIFY_RESOLVED once a reading connection has looked up its 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, text
@@ -37,16 +38,25 @@ STAGE_COLUMNS = [
 
 #: What a reading connection adds to a large chunk's rows before the writer sees them
 #: (``resolve``; NULL otherwise): the person, their home, their rank among the chunk's scans of
-#: them, the barcode of the first of those, and the row's place among its barcode's rows of
-#: the chunk that the reader could judge acceptable (``PG_CLASSIFY_PLACED``).
-RESOLVED_COLUMNS = ["known_person", "known_home", "known_rank", "known_first", "known_pos"]
+#: them, the barcode of the first of those, the row's place among its barcode's rows of the
+#: chunk that the reader could judge acceptable (``PG_CLASSIFY_PLACED``), and whether it is
+#: its barcode's first row of the chunk.
+RESOLVED_COLUMNS = [
+    "known_person",
+    "known_home",
+    "known_rank",
+    "known_first",
+    "known_pos",
+    "known_lead",
+]
 
 _STAGE_DDL = """CREATE TEMPORARY TABLE IF NOT EXISTS scan_stage (
     batch_id BIGINT, row_no BIGINT, round_id INTEGER, site_id INTEGER,
     site_region VARCHAR(15), barcode VARCHAR(24), person_token VARCHAR(32),
     id_hash VARCHAR(64), scanned_at {ts}, kind VARCHAR(16), capacity SMALLINT,
     retest BOOLEAN, has_grids BOOLEAN, known_person BIGINT, known_home VARCHAR(15),
-    known_rank BIGINT, known_first VARCHAR(24), known_pos BIGINT){on_commit}"""
+    known_rank BIGINT, known_first VARCHAR(24), known_pos BIGINT,
+    known_lead BOOLEAN){on_commit}"""
 # Column types match tube_members' where a member's value is copied from here (binary COPY
 # passes the bytes through unchanged).
 _VERDICT_DDL = """CREATE TEMPORARY TABLE IF NOT EXISTS scan_verdict (
@@ -247,17 +257,21 @@ FROM placed p
 #: locked, and a new id from the tubes' sequence if not. The barcodes are visited in order, so
 #: two writers lock their common tubes in the same order and never wait on each other in a
 #: cycle (as LOCK_TUBES does for the live path).
-_BARCODES = """barcodes AS MATERIALIZED (
+_BARCODES_OF = """barcodes AS MATERIALIZED (
     SELECT d.barcode, t.id AS tube_id, t.round_id AS tube_round, t.site_id AS tube_site,
            t.state AS tube_state, t.capacity AS tube_cap, t.member_count AS filled,
            CASE WHEN t.id IS NULL THEN nextval('tubes_id_seq') END AS fresh_id
-    FROM (SELECT DISTINCT barcode FROM scan_stage ORDER BY barcode) d
+    FROM ({distinct} ORDER BY barcode) d
     LEFT JOIN LATERAL (
         SELECT id, round_id, site_id, state, capacity, member_count
         FROM tubes WHERE tubes.barcode = d.barcode LIMIT 1
         FOR UPDATE
     ) t ON true
 )"""
+_BARCODES = _BARCODES_OF.format(distinct="SELECT DISTINCT barcode FROM scan_stage")
+#: The same for a resolved chunk, whose barcodes the reader found (``known_lead``): a sort of
+#: the tubes, not of every row.
+_RESOLVED_BARCODES = _BARCODES_OF.format(distinct="SELECT barcode FROM scan_stage WHERE known_lead")
 
 #: The person of a staged row by token or ID hash (``{when}``: a condition on the row that
 #: must hold for the lookups to run at all).
@@ -357,15 +371,10 @@ _RESOLVED_STAGE = [
 #: refusal of the verdicts is the tube's (its round, site or state), the same for all of a
 #: barcode's rows of one round and site, which take no place then; so this count is each
 #: accepted row's place among the chunk's accepted rows of its tube, unless the barcode comes
-#: with several rounds or sites (NULL then) or the writer finds a person the reader could not.
+#: with several rounds or sites (the reader then sends none) or the writer finds a person the
+#: reader could not. ``known_lead``: the barcode's first row (the writer's tubes, one a barcode).
 _RESOLVE_OUT = f"""COPY (
-    SELECT q.*,
-           CASE WHEN MIN(q.round_id) OVER tube = MAX(q.round_id) OVER tube
-                 AND MIN(q.site_id) OVER tube = MAX(q.site_id) OVER tube
-                THEN COUNT(*) FILTER (
-                    WHERE q.known_person IS NOT NULL AND (q.retest OR q.known_rank = 1)
-                ) OVER tube_order
-           END
+    SELECT q.*, {{place}} AS known_pos, ROW_NUMBER() OVER tube_order = 1 AS known_lead
     FROM (
         SELECT {", ".join(_RESOLVED_STAGE)},
                r.person_id AS known_person, r.home AS known_home,
@@ -378,53 +387,65 @@ _RESOLVE_OUT = f"""COPY (
         ) r
         {{person_order}}
     ) q
-    WINDOW tube AS (PARTITION BY q.barcode),
-           tube_order AS (
-               PARTITION BY q.barcode ORDER BY q.scanned_at, q.batch_id, q.row_no
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-           )
+    WINDOW tube_order AS (
+        PARTITION BY q.barcode ORDER BY q.scanned_at, q.batch_id, q.row_no
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    )
 ) TO STDOUT (FORMAT BINARY)"""  # noqa: S608 - fixed fragments, no input
-PG_RESOLVE_OUT = _RESOLVE_OUT.format(
-    ranks="""ROW_NUMBER() OVER person_order AS known_rank,
+_PLACES = """COUNT(*) FILTER (
+        WHERE q.known_person IS NOT NULL AND (q.retest OR q.known_rank = 1)
+    ) OVER tube_order"""
+_RANKS = """ROW_NUMBER() OVER person_order AS known_rank,
                CASE WHEN ROW_NUMBER() OVER person_order > 1
-                    THEN FIRST_VALUE(s.barcode) OVER person_order END AS known_first""",
-    person_order="""WINDOW person_order AS (
+                    THEN FIRST_VALUE(s.barcode) OVER person_order END AS known_first"""
+_PERSON_ORDER = """WINDOW person_order AS (
             PARTITION BY s.round_id, r.person_id, s.retest,
                          CASE WHEN r.person_id IS NULL THEN s.batch_id END,
                          CASE WHEN r.person_id IS NULL THEN s.row_no END
             ORDER BY s.scanned_at, s.batch_id, s.row_no
-        )""",
-)
-#: The same for a chunk that names no person twice (``resolve.names_someone_twice``): every
-#: scan is its person's first, no sort by person. (A person named once by token and once by ID
-#: number gets two first scans; the unique index on (round, person) then stops the chunk.)
-PG_RESOLVE_OUT_ONCE = _RESOLVE_OUT.format(
-    ranks="1::BIGINT AS known_rank, NULL::VARCHAR(24) AS known_first", person_order=""
-)
+        )"""
+
+
+@functools.cache
+def pg_resolve_out(*, ranked: bool, placed: bool) -> str:
+    """The reader's statement for a chunk (``resolve``): with each person's scans ranked
+    (``ranked``; otherwise every scan is its person's first, for a chunk that names nobody
+    twice: no sort by person; a person named once by token and once by ID number then gets two
+    first scans, and the unique index on (round, person) stops the chunk), and with places
+    (``placed``; not for a chunk where a barcode comes with several rounds or sites)."""
+    return _RESOLVE_OUT.format(
+        place=_PLACES if placed else "NULL::BIGINT",
+        ranks=_RANKS if ranked else "1::BIGINT AS known_rank, NULL::VARCHAR(24) AS known_first",
+        person_order=_PERSON_ORDER if ranked else "",
+    )
+
 
 #: The writer's half of a resolved chunk, before its verdicts: people the reader could not see
 #: (registered in this transaction) are looked up here, a few rows at most. Answers whether the
-#: reader's places hold (``known_pos``): none of those people was found, and every barcode had
-#: one round and site.
+#: reader's places hold (``known_pos``): the reader sent them, and none of those people was
+#: found (one pass over the chunk for both).
 PG_RESOLVE_REST = f"""
-WITH found AS (
-    UPDATE scan_stage SET known_person = COALESCE(pt.id, ph.id),
-                          known_home = COALESCE(pt.region_code, ph.region_code)
-    FROM scan_stage s
-    {_PERSON_LOOKUPS.format(when="")}
-    WHERE s.known_person IS NULL AND COALESCE(pt.id, ph.id) IS NOT NULL
-      AND scan_stage.ctid = s.ctid
+WITH unsure AS MATERIALIZED (
+    SELECT ctid AS row_id, person_token, id_hash, known_pos IS NULL AS unplaced
+    FROM scan_stage WHERE known_person IS NULL OR known_pos IS NULL
+),
+found AS (
+    UPDATE scan_stage SET known_person = f.person_id, known_home = f.home
+    FROM (SELECT s.row_id, COALESCE(pt.id, ph.id) AS person_id,
+                 COALESCE(pt.region_code, ph.region_code) AS home
+          FROM unsure s
+          {_PERSON_LOOKUPS.format(when="")}) f
+    WHERE f.person_id IS NOT NULL AND scan_stage.ctid = f.row_id
     RETURNING 1
 )
-SELECT NOT EXISTS (SELECT 1 FROM found)
-   AND NOT EXISTS (SELECT 1 FROM scan_stage WHERE known_pos IS NULL)
+SELECT NOT EXISTS (SELECT 1 FROM found) AND NOT EXISTS (SELECT 1 FROM unsure WHERE unplaced)
 """  # noqa: S608 - fixed fragments, no input
 
 #: The writer's verdicts of a resolved chunk: PG_CLASSIFY_BULK's, with the reader's persons and
 #: ranks taken as staged; no earlier member is looked up (the unique index on (round, person)
 #: stops a chunk that names one, see ``resolve``).
 _CLASSIFY_RESOLVED = f"""
-WITH {_BARCODES},
+WITH {_RESOLVED_BARCODES},
 tubed AS (
     SELECT s.batch_id, s.row_no, s.round_id, s.site_id, s.site_region, s.barcode, s.kind,
            s.retest, s.scanned_at, s.has_grids,

@@ -1,10 +1,11 @@
-"""Which chunks the reader may rank without a sort by person (``resolve.names_someone_twice``)."""
+"""What the reader can tell of a chunk from its rows alone (``ingest.resolve``): whether it
+names someone twice (a sort by person), whether a barcode comes with several rounds or sites."""
 
 from __future__ import annotations
 
 import pytest
 
-from bastion.testing.ingest.resolve import names_someone_twice
+from bastion.testing.ingest.resolve import names_someone_twice, tubes_mixed
 from bastion.testing.ingest.statements import STAGE_COLUMNS
 
 TOKEN = STAGE_COLUMNS.index("person_token")
@@ -33,3 +34,29 @@ def staged(token: str | None = None, id_hash: str | None = None) -> tuple[object
 )
 def test_names_someone_twice(rows, twice):
     assert names_someone_twice(rows) is twice
+
+
+BARCODE = STAGE_COLUMNS.index("barcode")
+ROUND = STAGE_COLUMNS.index("round_id")
+SITE = STAGE_COLUMNS.index("site_id")
+
+
+def at(barcode: str, round_id: int = 1, site_id: int = 1) -> tuple[object, ...]:
+    row: list[object] = [0] * len(STAGE_COLUMNS)
+    row[BARCODE], row[ROUND], row[SITE] = barcode, round_id, site_id
+    return tuple(row)
+
+
+@pytest.mark.parametrize(
+    ("rows", "mixed"),
+    [
+        ([], False),
+        ([at("T1"), at("T1"), at("T2", site_id=2)], False),
+        ([at("T1"), at("T1", site_id=2)], True),
+        ([at("T1"), at("T2"), at("T1", round_id=2)], True),
+        # Another tube of the other site is no mix.
+        ([at("T1"), at("T2", round_id=2, site_id=2), at("T2", round_id=2, site_id=2)], False),
+    ],
+)
+def test_tubes_mixed(rows, mixed):
+    assert tubes_mixed(rows) is mixed
