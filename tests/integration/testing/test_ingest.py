@@ -375,6 +375,36 @@ def test_a_stream_read_in_a_thread_over_several_chunks_judges_like_one_batch(db,
     assert positions == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_files_tube_is_checked_anew_whenever_it_changes(db, setup):
+    # A file names a tube on many rows in a row; each change of tube is checked again, however
+    # it is spelt, and a bad one between good ones is refused alone.
+    rnd, site, people = setup
+    rows = scans(rnd, site, "tc00000095", people[:5])
+    rows[1] = dataclasses.replace(rows[1], tube=" TC00000095 ")  # the same tube, spelt apart
+    rows[2] = dataclasses.replace(rows[2], tube="")  # empty: refused
+    rows[3] = dataclasses.replace(rows[3], tube="")  # and again, right after
+    rows[4] = dataclasses.replace(rows[4], tube="TC00000095")
+    report = ingest.ingest_scans(
+        db_session=db,
+        principal=system_principal(),
+        key="tubes-in-a-row",
+        source="test",
+        scans=iter(rows),
+        chunk=2,
+    )
+    assert report.accepted == 3
+    assert [(p.row, p.reason) for p in report.problems] == [
+        (3, "scan.bad_barcode"),
+        (4, "scan.bad_barcode"),
+    ]
+    members = db.execute(
+        select(Tube.barcode, TubeMember.position)
+        .join(Tube, Tube.id == TubeMember.tube_id)
+        .where(Tube.barcode == "TC00000095")
+    ).all()
+    assert sorted(members) == [("TC00000095", 1), ("TC00000095", 2), ("TC00000095", 3)]
+
+
 def live(db, cache, key, batch):
     """One group as the live API's writer lands it, with the writer's cache."""
     (report,) = ingest.ingest_batches(

@@ -18,6 +18,7 @@ Memory stays flat: scans stream through fixed-size chunks.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -278,9 +279,9 @@ def _batch_ids(db_session: Session, count: int) -> list[int]:
 
 
 #: Where a staged row (in STAGE_COLUMNS order) says it is a retest, and its tube's kind.
-_RETEST = STAGE_COLUMNS.index("retest")
-_KIND = STAGE_COLUMNS.index("kind")
-_ROUND = STAGE_COLUMNS.index("round_id")
+_RETEST_OF = operator.itemgetter(STAGE_COLUMNS.index("retest"))
+_KIND_OF = operator.itemgetter(STAGE_COLUMNS.index("kind"))
+_ROUND_OF = operator.itemgetter(STAGE_COLUMNS.index("round_id"))
 
 #: A chunk smaller than this (the live API's groups) is written in fewer, larger statements and
 #: cleared by DELETE; a larger one (files) is judged by the bulk statements (with the reader's
@@ -327,7 +328,7 @@ def _land_chunk(
 ) -> None:
     small = len(part.rows) < SMALL
     # Household tubes are checked only in chunks that hold some (lockdown zones).
-    household = any(row[_KIND] == TubeKind.household for row in part.rows)
+    household = TubeKind.household in set(map(_KIND_OF, part.rows))
     raw: Any = db_session.connection().connection.driver_connection
     if part.resolved is not None:
         # The reader's binary rows go straight in (``resolve``).
@@ -400,11 +401,11 @@ def _land_chunk(
     coverage.add_sampled_from_verdict(
         db_session=db_session,
         kept=state.kept,
-        rounds={row[_ROUND] for row in part.rows},
+        rounds=set(map(_ROUND_OF, part.rows)),
         known=state.rounds_now,
     )
     unowed: list[tuple[int, int]] = []
-    if any(row[_RETEST] for row in part.rows):
+    if any(map(_RETEST_OF, part.rows)):
         # The retest tasks these scans answer are "sampled" from now (issue #3 part 6); a
         # retest that answers none is accepted and flagged (retests escape the "twice in a
         # round" refusal, so a retest nobody owed is worth a look).

@@ -217,6 +217,10 @@ def _direct(fn: Callable[[], _T]) -> _T:
     return fn()
 
 
+#: Equal to no tube a scan can name (``ScanContext.last_tube`` before the first).
+_NO_TUBE = object()
+
+
 class ScanContext:
     """Rounds and sites met so far in a batch, looked up once each. ``call`` runs a lookup
     where the session lives (the rows may be checked in another thread, see ``feed``)."""
@@ -246,6 +250,9 @@ class ScanContext:
         self.latest = self.now + CLOCK_SKEW
         #: (round, site) as sent → what ``round`` and ``site`` found for them (``check_row``).
         self.pairs: dict[tuple[str, str], tuple[RoundSeen, _SiteInRound]] = {}
+        #: The last tube as sent and its checked barcode: a file's scans come a tube at a time,
+        #: so nine rows in ten name the tube of the row before (``check_row``).
+        self.last_tube: tuple[object, str] = (_NO_TUBE, "")
 
     def round(self, ref: str, row: int) -> RoundSeen | FieldProblem:
         if ref not in self.rounds:
@@ -466,9 +473,14 @@ def check_row(ctx: ScanContext, scan: RawScan) -> tuple[Any, ...] | FieldProblem
             ctx.pairs[(scan.round, scan.site)] = (rnd, site)
     else:
         rnd, site = pair
-    barcode = rules.normalise_barcode(str(scan.tube))
-    if not rules.is_valid_barcode(barcode):
-        return FieldProblem("tube", "scan.bad_barcode", {"value": barcode[:40]}, row)
+    tube = scan.tube
+    if tube == ctx.last_tube[0]:
+        barcode = ctx.last_tube[1]
+    else:
+        barcode = rules.normalise_barcode(str(tube))
+        if not rules.is_valid_barcode(barcode):
+            return FieldProblem("tube", "scan.bad_barcode", {"value": barcode[:40]}, row)
+        ctx.last_tube = (tube, barcode)
     person = _person_key(str(scan.person), row)
     if isinstance(person, FieldProblem):
         return person
