@@ -550,11 +550,15 @@ def _combined_statement(db_session: Session, rules: RoundRules) -> Any:
     the tube for a tube that existed before), and both upserts read those few groups."""
     v = VERDICT
     required, frm = _verdicts_required(rules)
+    # Whether a person is required: per row where a rule reads the person, otherwise per group
+    # of rows (the home region alone decides it: one test of the round's scope per region
+    # instead of per row, text comparisons all).
+    per_row = rules.needs_person
     groups = (
         select(
             v.c.home.label("home"),
             _hour_of(db_session, v.c.scanned_at).label("hour"),
-            required.label("req"),
+            (required if per_row else literal(None)).label("req"),
             (v.c.scanned_at <= rules.deadline).label("by_deadline"),
             v.c.tube_id.label("old_tube"),
             func.count().label("n"),
@@ -566,6 +570,7 @@ def _combined_statement(db_session: Session, rules: RoundRules) -> Any:
         .cte("accepted_groups")
     )
     g = groups.c
+    req = g.req if per_row else rules.required(g.home)
     hours = _upsert_statement(
         "postgresql",
         RoundScreeningHour,
@@ -580,8 +585,8 @@ def _combined_statement(db_session: Session, rules: RoundRules) -> Any:
         literal(rules.round_id, Integer),
         g.home,
         func.sum(g.n),
-        func.sum(case((g.req, g.n), else_=0)),
-        func.sum(case((and_(g.req, g.by_deadline), g.n), else_=0)),
+        func.sum(case((req, g.n), else_=0)),
+        func.sum(case((and_(req, g.by_deadline), g.n), else_=0)),
         # A tube that already has a result (a late member; rare) counts towards results out.
         func.sum(case((Tube.result.is_not(None), g.n), else_=0)),
         func.sum(case((Tube.result == "positive", g.n), else_=0)),
