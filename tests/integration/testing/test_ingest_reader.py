@@ -18,6 +18,7 @@ from bastion.core.db import make_engine
 from bastion.registry.models import Person
 from bastion.testing import ingest
 from bastion.testing.ingest import RawScan, resolve, statements
+from bastion.testing.ingest.rows import ScanContext, check_row
 from bastion.testing.models import Tube, TubeMember
 from tests.support import factories, world
 from tests.support.world import NANGUAN_GRID_2
@@ -322,3 +323,24 @@ def test_the_readers_places_are_taken_only_where_they_hold(committed, backend, m
         assert judged == ["placed", "window", "window"]
     else:
         assert judged == []  # SQLite judges with its own statements
+
+
+def test_the_reader_leaves_nothing_behind_between_chunks(committed, backend):
+    # Each chunk the reader stages is gone once it is answered: rolled back, its rows stayed as
+    # dead tuples that the next chunk's scan read again (a city's file, millions a chunk).
+    if backend != "postgresql":
+        pytest.skip("the reader is PostgreSQL's")
+    engine, refs = committed
+    rnd, site, tokens, _ = refs
+    with Session(engine) as session:
+        context = ScanContext(session, system_principal())
+        rows = [(1, *check_row(context, s)) for s in _scans(rnd, site, "TJ00000001", tokens[1:6])]
+        reader = resolve.open_resolver(session)
+        assert reader is not None
+        try:
+            for _ in range(3):
+                assert reader.resolve(rows)
+            size = reader._raw.execute("SELECT pg_relation_size('scan_stage')").fetchone()[0]
+        finally:
+            reader.close()
+    assert size == 0
