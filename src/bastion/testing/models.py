@@ -109,6 +109,9 @@ class Round(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: When the people excused from the round were written down (``RoundExcused``, at close);
+    #: None for an open round, and for a round closed before that was done (read as of now).
+    excused_frozen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         CheckConstraint("status IN ('planned','open','closed')", name="status"),
@@ -349,6 +352,22 @@ class RetestTask(Base):
         # read them through this index.
         Index("ix_retest_tasks_state_due_at", "state", "due_at"),
     )
+
+
+class RoundExcused(Base):
+    """One person excused from a round when it closed: required by its rules, under isolation
+    control or with an open case, and not sampled (ADR 0009). A closed round's figures and its
+    list of people not tested read these, so they stand still however people are placed or
+    released afterwards. A few thousand rows a round at most (the people under control)."""
+
+    __tablename__ = "round_excused"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("test_rounds.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(BigId, ForeignKey("persons.id"), primary_key=True)
+    #: Their home as the placement or case recorded it (as the live count reads it).
+    region_code: Mapped[str] = mapped_column(RegionCode)
+
+    __table_args__ = (Index("ix_round_excused_round_id_region_code", "round_id", "region_code"),)
 
 
 class RoundCoverage(Base):

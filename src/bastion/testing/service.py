@@ -168,6 +168,8 @@ def close_round(*, db_session: Session, principal: Principal, ref: str | int) ->
     rnd.status = "closed"
     rnd.closed_at = clock.now()
     db_session.flush()
+    # Who is excused now is written down: the closed round's figures stand still (ADR 0009).
+    coverage.freeze_excused(db_session=db_session, rnd=rnd)
     audit_service.record(
         db_session=db_session,
         actor=principal,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bastion.core import clock
 from bastion.core.auth import system_principal
-from bastion.core.errors import Forbidden, InvalidInput, NotFound
+from bastion.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from bastion.regions import service as region_service
 from bastion.registry.enums import SpecialGroup
 from bastion.testing import coverage, exemptions, ingest
@@ -822,6 +822,54 @@ def test_a_person_released_or_discharged_mid_round_is_required_again(db):
     )
     assert _shown(db, rnd) == ((3, 0, 3), 3, {plain.id, at_home.id, ill.id})
     assert counters(db, rnd.id) == rebuilt(db, rnd.id)[0]
+
+
+def test_a_closed_round_keeps_the_excused_it_had_when_it_closed(db):
+    # Who was under control when the round closed is written down then: the closed round's
+    # figures and list stand still when people are released or placed afterwards (ADR 0009),
+    # while an open round's move at once.
+    from bastion.isolation import service as isolation_service
+
+    plain, at_home, later, late_scan = (resident(db) for _ in range(4))
+    placement_id = _isolate(db, at_home, "home")
+    _isolate(db, late_scan, "home")
+    closing = open_round(db, code="R-COV-CLOSE")
+    still_open = open_round(db, code="R-COV-OPEN")
+    site = factories.site(db)
+    with clock.frozen(START + timedelta(hours=2)):
+        closed = testing_service.close_round(
+            db_session=db, principal=system_principal(), ref=closing.code
+        )
+    assert closed.excused_frozen_at is not None
+    everyone = {plain.id, later.id}
+    assert _shown(db, closed) == ((2, 0, 2), 2, everyone)
+
+    # Released for good, and someone else placed, after the close.
+    released = isolation_service.release(
+        db_session=db,
+        principal=system_principal(),
+        placement_id=placement_id,
+        on=START.date(),
+        override_reason="提前解除",
+    )
+    if released.monitoring is not None:
+        isolation_service.release(
+            db_session=db,
+            principal=system_principal(),
+            placement_id=released.monitoring.id,
+            override_reason="提前解除",
+        )
+    _isolate(db, later, "centralised")
+    assert _shown(db, closed) == ((2, 0, 2), 2, everyone)  # as it was when it closed
+    assert _shown(db, still_open) == ((2, 0, 2), 2, {plain.id, at_home.id})  # as of now
+
+    # A scan made before the close arrives afterwards: the person was excused, now sampled.
+    scan(db, closed, site, "TC00000150", [late_scan], at=START + timedelta(hours=1))
+    assert _shown(db, closed) == ((3, 1, 2), 3, everyone)
+    # Closing again is refused; the written-down people stay as they are.
+    with pytest.raises(Conflict):
+        testing_service.close_round(db_session=db, principal=system_principal(), ref=closed.code)
+    assert _shown(db, closed) == ((3, 1, 2), 3, everyone)
 
 
 def test_a_person_placed_mid_round_leaves_the_list_at_once(db):

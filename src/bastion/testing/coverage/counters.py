@@ -23,6 +23,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    insert,
     literal,
     not_,
     or_,
@@ -43,7 +44,14 @@ from bastion.regions import service as region_service
 from bastion.regions.codes import Scope
 from bastion.registry.models import Person
 from bastion.testing import exemptions
-from bastion.testing.models import Round, RoundCoverage, RoundScreeningHour, Tube, TubeMember
+from bastion.testing.models import (
+    Round,
+    RoundCoverage,
+    RoundExcused,
+    RoundScreeningHour,
+    Tube,
+    TubeMember,
+)
 from bastion.tracing.models import Case
 
 AnySelect = Select[*tuple[Any, ...]]
@@ -87,6 +95,9 @@ class RoundRules:
     exempt_scopes: tuple[Scope, ...]
     on: date
     deadline: datetime
+    #: The round closed with its excused people written down (``freeze_excused``): those are
+    #: its excused, not whoever is under control now (ADR 0009, revision).
+    frozen: bool = False
 
     @property
     def needs_person(self) -> bool:
@@ -110,7 +121,7 @@ class RoundRules:
                 conditions.append(groups.op("&")(rule.group_bit) == 0)
         conditions.extend(not_(s.clause(home)) for s in self.exempt_scopes)
         if person is not None:
-            conditions.append(not_(excused(self.round_id, person)))
+            conditions.append(not_(excused(self.round_id, person, frozen=self.frozen)))
         return and_(*conditions)
 
 
@@ -128,6 +139,7 @@ def rules_of(db_session: Session, rnd: Round) -> RoundRules:
         ),
         on=clock.to_local(rnd.starts_at).date(),
         deadline=rnd.deadline_at,
+        frozen=rnd.excused_frozen_at is not None,
     )
 
 
@@ -181,16 +193,26 @@ def under_control(person: Any) -> ColumnElement[bool]:
     return or_(placed, ill)
 
 
-def excused(round_id: int, person: Any) -> ColumnElement[bool]:
+def excused(round_id: int, person: Any, *, frozen: bool = False) -> ColumnElement[bool]:
     """SQL: ``person`` is excused from the round now: under control (they are tested on their
     own schedule) and not sampled in it (someone sampled stays required and sampled, so
-    coverage never passes 100%)."""
+    coverage never passes 100%). For a round whose excused were written down at close
+    (``frozen``): written down then, and still not sampled (a scan made before the close may
+    arrive later)."""
+    if frozen:
+        written = (
+            select(RoundExcused.person_id)
+            .where(RoundExcused.round_id == round_id, RoundExcused.person_id == person)
+            .exists()
+        )
+        return and_(written, not_(sampled_in(round_id, person)))
     return and_(under_control(person), not_(sampled_in(round_id, person)))
 
 
 def excused_by_home(rules: RoundRules, scopes: Sequence[Scope]) -> AnySelect:
     """SQL: ``(home, n)``, how many people the round's rules require are excused now
-    (:func:`excused`), per home region inside every scope.
+    (:func:`excused`), per home region inside every scope; for a round whose excused were
+    written down at close, how many of those are still not sampled.
 
     Read at every view, so it starts from the people under control, never from the registry,
     and their home is the residence recorded on their placement or case (``region_code``, the
@@ -199,6 +221,28 @@ def excused_by_home(rules: RoundRules, scopes: Sequence[Scope]) -> AnySelect:
     person, less those sampled in the round (``uq_tube_members_round_person``). The registry
     is read only when the round's rules need a person's age or groups (a primary-key lookup per
     person under control). ADR 0009 has the figures."""
+    if rules.frozen:
+        e = RoundExcused
+        return (
+            select(e.region_code.label("home"), func.count().label("n"))
+            .where(
+                e.round_id == rules.round_id,
+                *(s.clause(e.region_code) for s in scopes),
+                not_(sampled_in(rules.round_id, e.person_id)),
+            )
+            .group_by(e.region_code)
+        )
+    people = _excused_now(rules, scopes)
+    return (
+        select(people.c.home.label("home"), func.count().label("n"))
+        .select_from(people)
+        .group_by(people.c.home)
+    )
+
+
+def _excused_now(rules: RoundRules, scopes: Sequence[Scope]) -> Any:
+    """SQL, a subquery: ``(person_id, home)`` of everyone the round's rules require who is
+    excused now (:func:`excused_by_home` has how they are found)."""
 
     def under(model: type[Placement] | type[Case], condition: ColumnElement[bool]) -> AnySelect:
         home = model.region_code
@@ -223,11 +267,29 @@ def excused_by_home(rules: RoundRules, scopes: Sequence[Scope]) -> AnySelect:
     else:
         required = rules.required(home)
     return (
-        select(home.label("home"), func.count().label("n"))
+        select(people.c.person_id.label("person_id"), home.label("home"))
         .select_from(frm)
         .where(required, not_(sampled_in(rules.round_id, people.c.person_id)))
-        .group_by(home)
+        .subquery("excused_now")
     )
+
+
+def freeze_excused(*, db_session: Session, rnd: Round) -> None:
+    """Write down who is excused from ``rnd`` now (call it as the round closes): from then on
+    its figures and its list of people not tested take these as its excused, whatever happens
+    to anyone's placement or case later (ADR 0009, revision). Does nothing for a round already
+    frozen."""
+    if rnd.excused_frozen_at is not None:
+        return
+    people = _excused_now(rules_of(db_session, rnd), ())
+    db_session.execute(
+        insert(RoundExcused).from_select(
+            ["round_id", "person_id", "region_code"],
+            select(literal(rnd.id, Integer), people.c.person_id, people.c.home),
+        )
+    )
+    rnd.excused_frozen_at = clock.now()
+    db_session.flush()
 
 
 def excused_by_region(
