@@ -39,6 +39,28 @@ from bench.support import peak_rss_mb, pg_database
 
 START = datetime(2022, 4, 2, 0, 0, tzinfo=UTC)
 PER_GRID = 700  # ~300 households of 2.34 people
+#: The columns the limit writes straight into ``tubes`` and ``tube_members``.
+RAW_TUBE_COLUMNS = [
+    "barcode",
+    "round_id",
+    "site_id",
+    "region_code",
+    "kind",
+    "capacity",
+    "member_count",
+    "state",
+    "first_scan_at",
+]
+RAW_MEMBER_COLUMNS = [
+    "round_id",
+    "tube_id",
+    "person_id",
+    "position",
+    "scanned_at",
+    "region_code",
+    "off_grid",
+    "retest",
+]
 
 
 def token(i: int) -> str:
@@ -191,17 +213,7 @@ def run(n: int) -> None:
                 bulk_insert(
                     session,
                     Tube,
-                    [
-                        "barcode",
-                        "round_id",
-                        "site_id",
-                        "region_code",
-                        "kind",
-                        "capacity",
-                        "member_count",
-                        "state",
-                        "first_scan_at",
-                    ],
+                    RAW_TUBE_COLUMNS,
                     (
                         (
                             f"LT{t:010d}",
@@ -221,16 +233,7 @@ def run(n: int) -> None:
                 bulk_insert(
                     session,
                     "tube_members",
-                    [
-                        "round_id",
-                        "tube_id",
-                        "person_id",
-                        "position",
-                        "scanned_at",
-                        "region_code",
-                        "off_grid",
-                        "retest",
-                    ],
+                    RAW_MEMBER_COLUMNS,
                     (
                         (
                             round_id,

@@ -46,16 +46,6 @@ SAMPLED = START + timedelta(hours=1)
 RECEIVED = START + timedelta(hours=3)
 TESTED = START + timedelta(hours=5)
 LAB = "BENCH-LAB"
-MEMBER_COLUMNS = [
-    "round_id",
-    "tube_id",
-    "person_id",
-    "position",
-    "scanned_at",
-    "region_code",
-    "off_grid",
-    "retest",
-]
 
 
 def _tubes(n_tubes: int, round_id: int, site_id: int, box_id: int, lab_id: int) -> Iterator[Any]:
@@ -120,20 +110,7 @@ def prepare(session: Session, n: int) -> int:
     bulk_insert(
         session,
         Tube,
-        [
-            "barcode",
-            "round_id",
-            "site_id",
-            "region_code",
-            "kind",
-            "capacity",
-            "member_count",
-            "state",
-            "first_scan_at",
-            "box_id",
-            "lab_id",
-            "received_at",
-        ],
+        [*ingest_bench.RAW_TUBE_COLUMNS, "box_id", "lab_id", "received_at"],
         _tubes(n_tubes, rnd.id, site_id, box.id, lab.id),
     )
     first_tube = session.execute(select(func.min(Tube.id))).scalar_one()
@@ -141,7 +118,7 @@ def prepare(session: Session, n: int) -> int:
     bulk_insert(
         session,
         "tube_members",
-        MEMBER_COLUMNS,
+        ingest_bench.RAW_MEMBER_COLUMNS,
         (
             (
                 rnd.id,

@@ -730,6 +730,19 @@ def _isolate(db, person, destination):
     return placement_id
 
 
+def _release_early(db, placement_id, **when):
+    """Release a placement before its end (an authorised override)."""
+    from bastion.isolation import service as isolation_service
+
+    return isolation_service.release(
+        db_session=db,
+        principal=system_principal(),
+        placement_id=placement_id,
+        override_reason="提前解除",
+        **when,
+    )
+
+
 def _open_case(db, person):
     from bastion.tracing import service as tracing_service
     from bastion.tracing.schemas import CaseCreate
@@ -785,7 +798,6 @@ def test_people_in_isolation_or_with_an_open_case_are_neither_required_nor_liste
 
 
 def test_a_person_released_or_discharged_mid_round_is_required_again(db):
-    from bastion.isolation import service as isolation_service
     from bastion.tracing import service as tracing_service
 
     plain = resident(db)
@@ -797,23 +809,12 @@ def test_a_person_released_or_discharged_mid_round_is_required_again(db):
 
     # Released early (authorised override): a close contact moves into home health monitoring,
     # which has test days of its own, so still not required.
-    released = isolation_service.release(
-        db_session=db,
-        principal=system_principal(),
-        placement_id=placement_id,
-        on=START.date(),
-        override_reason="提前解除",
-    )
+    released = _release_early(db, placement_id, on=START.date())
     assert released.monitoring is not None
     assert released.monitoring.status == "active"
     assert _shown(db, rnd) == ((1, 0, 1), 1, {plain.id})
     # The monitoring ended too: on the list again at once.
-    isolation_service.release(
-        db_session=db,
-        principal=system_principal(),
-        placement_id=released.monitoring.id,
-        override_reason="提前解除",
-    )
+    _release_early(db, released.monitoring.id)
     assert _shown(db, rnd) == ((2, 0, 2), 2, {plain.id, at_home.id})
 
     # The case closed: required again too.
@@ -828,7 +829,6 @@ def test_a_closed_round_keeps_the_excused_it_had_when_it_closed(db):
     # Who was under control when the round closed is written down then: the closed round's
     # figures and list stand still when people are released or placed afterwards (ADR 0009),
     # while an open round's move at once.
-    from bastion.isolation import service as isolation_service
 
     plain, at_home, later, late_scan = (resident(db) for _ in range(4))
     placement_id = _isolate(db, at_home, "home")
@@ -845,20 +845,9 @@ def test_a_closed_round_keeps_the_excused_it_had_when_it_closed(db):
     assert _shown(db, closed) == ((2, 0, 2), 2, everyone)
 
     # Released for good, and someone else placed, after the close.
-    released = isolation_service.release(
-        db_session=db,
-        principal=system_principal(),
-        placement_id=placement_id,
-        on=START.date(),
-        override_reason="提前解除",
-    )
+    released = _release_early(db, placement_id, on=START.date())
     if released.monitoring is not None:
-        isolation_service.release(
-            db_session=db,
-            principal=system_principal(),
-            placement_id=released.monitoring.id,
-            override_reason="提前解除",
-        )
+        _release_early(db, released.monitoring.id)
     _isolate(db, later, "centralised")
     assert _shown(db, closed) == ((2, 0, 2), 2, everyone)  # as it was when it closed
     assert _shown(db, still_open) == ((2, 0, 2), 2, {plain.id, at_home.id})  # as of now
