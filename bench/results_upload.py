@@ -12,7 +12,8 @@ every one received by one lab), written straight in (bench/ingest measures the s
   chunk by chunk, in one transaction; one tube in ``--positive-every`` (500 by default, 0.2 %) is
   positive, and every positive pool is expanded as it lands (its members held, a retest task
   each: ``pools.process_results``), which is timed on its own as
-  ``results_upload.pool_expansion``.
+  ``results_upload.pool_expansion``; counting the results into the coverage figures, as
+  ``results_upload.coverage_counters``.
 
 Prints one JSON line per figure (see bench/README.md).
 """
@@ -187,17 +188,22 @@ def run(n: int, every: int) -> None:
             )
             ingest_bench._settle(engine)  # the rolled-back versions vacuumed away
 
-            expansion = [0.0]
-            real = upload_module.process_results
+            spent = {"coverage": 0.0, "pools": 0.0}
+            real_counts = upload_module.coverage.add_results
+            real_pools = upload_module.pools.process_results
 
-            def timed(*args: Any) -> Any:
-                t = time.perf_counter()
-                try:
-                    return real(*args)
-                finally:
-                    expansion[0] += time.perf_counter() - t
+            def timed(name: str, real: Any) -> Any:
+                def call(**kwargs: Any) -> Any:
+                    t = time.perf_counter()
+                    try:
+                        return real(**kwargs)
+                    finally:
+                        spent[name] += time.perf_counter() - t
 
-            upload_module.process_results = timed
+                return call
+
+            upload_module.coverage.add_results = timed("coverage", real_counts)
+            upload_module.pools.process_results = timed("pools", real_pools)
             try:
                 with Session(engine) as session, session.begin():
                     cpu0 = ingest_bench._cpu(session)
@@ -212,7 +218,8 @@ def run(n: int, every: int) -> None:
                     holds = session.execute(select(func.count()).select_from(PoolHold)).scalar()
                     tasks = session.execute(select(func.count()).select_from(RetestTask)).scalar()
             finally:
-                upload_module.process_results = real
+                upload_module.coverage.add_results = real_counts
+                upload_module.pools.process_results = real_pools
         assert report.accepted == n_tubes, (report.accepted, report.problems[:3])
         positive = n_tubes // every
         emit(
@@ -232,12 +239,18 @@ def run(n: int, every: int) -> None:
         )
         emit(
             "results_upload.pool_expansion",
-            expansion[0],
+            spent["pools"],
             "s",
             positive_tubes=positive,
             holds=holds,
             retest_tasks=tasks,
             note="inside results_upload.round: every positive pool's members held, a retest each",
+        )
+        emit(
+            "results_upload.coverage_counters",
+            spent["coverage"],
+            "s",
+            note="inside results_upload.round: results out and positives per home region",
         )
         engine.dispose()
 

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import column, table
 
 from bastion.core import clock
-from bastion.core.db import UtcDateTime, is_postgres
+from bastion.core.db import UtcDateTime, index_lookups, is_postgres
 from bastion.core.errors import NotFound
 from bastion.isolation.models import Placement
 from bastion.regions import service as region_service
@@ -686,13 +686,17 @@ def remove_results(*, db_session: Session, tube_ids: Iterable[int] | AnySelect) 
 
 
 def _count_results(db_session: Session, tube_ids: Iterable[int] | AnySelect, *, sign: int) -> None:
-    if isinstance(tube_ids, Select):
-        _count_result_slice(db_session, TubeMember.tube_id.in_(tube_ids), sign)
-        return
-    ids = sorted({int(i) for i in tube_ids})
-    for start in range(0, len(ids), IDS_PER_STATEMENT):
-        chunk = ids[start : start + IDS_PER_STATEMENT]
-        _count_result_slice(db_session, TubeMember.tube_id.in_(chunk), sign)
+    # Through the indexes only: the members and tubes of the ids, however few the statistics
+    # (taken before the round's upload) say there are; a hash join read every tube of the round
+    # for each chunk of an upload.
+    with index_lookups(db_session):
+        if isinstance(tube_ids, Select):
+            _count_result_slice(db_session, TubeMember.tube_id.in_(tube_ids), sign)
+            return
+        ids = sorted({int(i) for i in tube_ids})
+        for start in range(0, len(ids), IDS_PER_STATEMENT):
+            chunk = ids[start : start + IDS_PER_STATEMENT]
+            _count_result_slice(db_session, TubeMember.tube_id.in_(chunk), sign)
 
 
 def _count_result_slice(db_session: Session, which: ColumnElement[bool], sign: int) -> None:
