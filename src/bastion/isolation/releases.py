@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 from bastion.audit import service as audit_service
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal, system_principal
-from bastion.core.db import bulk_insert
+from bastion.core.db import among, bulk_insert, id_chunks
 from bastion.core.errors import FieldProblem, InvalidInput
 from bastion.isolation import schedule
 from bastion.isolation.enums import OPEN_TRANSFER, PlacementStatus, TransferStatus
 from bastion.isolation.models import Placement, PlacementTest, TransferTask
-from bastion.isolation.sql import TASK_COLUMNS, among, chunks, expire
+from bastion.isolation.sql import TASK_COLUMNS, expire
 from bastion.protocols.profiles import Profile, get_profile
 
 #: An early release is a command decision (see :data:`bastion.isolation.service.OVERRIDE_PERM`).
@@ -96,7 +96,7 @@ def _may_release(principal: Principal, override_reason: str) -> None:
 def _load(db_session: Session, ids: list[int]) -> tuple[dict[int, Any], dict[int, dict[int, Any]]]:
     placements: dict[int, Any] = {}
     results: dict[int, dict[int, Any]] = {}
-    for chunk in chunks(db_session, ids):
+    for chunk in id_chunks(db_session, ids):
         for row in db_session.execute(
             select(*_COLUMNS).where(among(db_session, Placement.id, chunk))
         ):
@@ -163,7 +163,7 @@ def _judge(
 def _mark_released(
     db_session: Session, principal: Principal, ids: list[int], day: date, reason: str | None
 ) -> None:
-    for chunk in chunks(db_session, ids):
+    for chunk in id_chunks(db_session, ids):
         db_session.execute(
             update(Placement)
             # status = active: a concurrent release of the same placement cannot apply twice.
@@ -416,7 +416,7 @@ def open_cases(db_session: Session, case_ids: Sequence[int]) -> set[int]:
     docs/dev/shared-records.md: isolation never imports tracing's models)."""
     found: set[int] = set()
     ids = sorted({int(i) for i in case_ids})
-    for chunk in chunks(db_session, ids):
+    for chunk in id_chunks(db_session, ids):
         found.update(
             int(i)
             for i in db_session.execute(
@@ -484,7 +484,7 @@ def end_for_cases(
     died = outcome == "died"
     people: list[int] = []
     rows: list[Any] = []
-    for chunk in chunks(db_session, ids):
+    for chunk in id_chunks(db_session, ids):
         if died:
             people += [
                 int(i)
@@ -506,7 +506,7 @@ def end_for_cases(
                 .with_for_update()
             ).all()
     people = sorted(set(people))
-    for chunk in chunks(db_session, people):
+    for chunk in id_chunks(db_session, people):
         # A person who died: every open placement of theirs ends, whatever it rests on.
         rows += db_session.execute(
             select(*_COLUMNS)
@@ -565,7 +565,7 @@ def _end(
     day: date,
     reason: str,
 ) -> None:
-    for chunk in chunks(db_session, ids):
+    for chunk in id_chunks(db_session, ids):
         db_session.execute(
             update(Placement)
             # status = was: a release or an arrival racing the closure applies once or not at all.
@@ -590,7 +590,7 @@ def _cancel_tasks(
         (TransferTask.placement_id, placement_ids),
         (TransferTask.person_id, person_ids),
     ):
-        for chunk in chunks(db_session, sorted(set(values))):
+        for chunk in id_chunks(db_session, sorted(set(values))):
             cond = (among(db_session, by, chunk), TransferTask.status.in_(OPEN_TRANSFER))
             task_ids = [
                 int(i) for i in db_session.execute(select(TransferTask.id).where(*cond)).scalars()
@@ -669,7 +669,7 @@ def _after_discharge(
     )
     tasks: list[int] = []
     targets = sorted(monitoring.get(int(r.id), int(r.id)) for r in home)
-    for chunk in chunks(db_session, targets):
+    for chunk in id_chunks(db_session, targets):
         tasks += [
             int(i)
             for i in db_session.execute(
@@ -696,7 +696,7 @@ def plan_after_discharge(profile: Profile, closed_on: date) -> schedule.Plan | N
 def _followers(db_session: Session, placement_ids: list[int]) -> dict[int, int]:
     """The placement following each of ``placement_ids`` (its home monitoring)."""
     found: dict[int, int] = {}
-    for chunk in chunks(db_session, placement_ids):
+    for chunk in id_chunks(db_session, placement_ids):
         for follows_id, new_id in db_session.execute(
             select(Placement.follows_id, Placement.id).where(
                 among(db_session, Placement.follows_id, chunk)

@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from bastion.audit import service as audit_service
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.db import bulk_insert
+from bastion.core.db import among, bulk_insert, id_chunks
 from bastion.core.errors import FieldProblem
 from bastion.isolation.enums import TestResult
 from bastion.isolation.models import Placement, PlacementTest
-from bastion.isolation.sql import among, chunks, expire
+from bastion.isolation.sql import expire
 
 #: Refused rows reported in full up to this many (the count is always exact).
 MAX_REPORTED = 1_000
@@ -90,7 +90,7 @@ def _load(
     ids = sorted({int(i.placement_id) for i in items})
     placements: dict[int, Any] = {}
     tests: dict[tuple[int, int], Any] = {}
-    for chunk in chunks(db_session, ids):
+    for chunk in id_chunks(db_session, ids):
         for placement in db_session.execute(
             select(Placement.id, Placement.person_id, Placement.region_code).where(
                 among(db_session, Placement.id, chunk)
@@ -122,7 +122,7 @@ def _load(
                 tubes[str(tube.barcode)] = tube
         tube_ids = sorted(int(t.id) for t in tubes.values())
         people = {int(p.person_id) for p in placements.values()}
-        for chunk in chunks(db_session, tube_ids):
+        for chunk in id_chunks(db_session, tube_ids):
             for member in db_session.execute(
                 select(TubeMember.tube_id, TubeMember.person_id).where(
                     among(db_session, TubeMember.tube_id, chunk)

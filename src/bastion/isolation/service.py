@@ -15,16 +15,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
-from sqlalchemy import BigInteger, any_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bastion.audit import service as audit_service
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal, system_principal
-from bastion.core.db import bulk_insert, is_postgres
+from bastion.core.db import among, bulk_insert, id_chunks
 from bastion.core.errors import (
     FieldProblem,
     Forbidden,
@@ -65,21 +63,6 @@ PLACE_PERMS = (Perm.cases_write, Perm.contacts_write, Perm.isolation_write)
 #: An early release (before the planned end, or with tests not done) is a command decision:
 #: held by commanders and administrators (see docs/isolation.md).
 OVERRIDE_PERM = Perm.zones_write
-_CHUNK = 5_000
-_PG_CHUNK = 100_000
-
-
-def _among(db_session: Session, column: Any, values: list[int]) -> Any:
-    """``column IN values``; on PostgreSQL as ``= ANY(array)`` with one parameter, so a big
-    batch does not become a statement of thousands of placeholders."""
-    if is_postgres(db_session):
-        return column == any_(bindparam(None, values, type_=ARRAY(BigInteger)))
-    return column.in_(values)
-
-
-def _chunks(db_session: Session, values: list[int]) -> list[list[int]]:
-    size = _PG_CHUNK if is_postgres(db_session) else _CHUNK
-    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def _require_any(principal: Principal, perms: Sequence[Perm]) -> None:
@@ -121,9 +104,9 @@ def _supersede_contact_placements(db_session: Session, person_ids: list[int]) ->
     """A contact who became a case leaves contact isolation for treatment: their open contact
     placements are cancelled (set-based) and their open transfers with them."""
     superseded = 0
-    for chunk in _chunks(db_session, person_ids):
+    for chunk in id_chunks(db_session, person_ids):
         open_ids = select(Placement.id).where(
-            _among(db_session, Placement.person_id, chunk),
+            among(db_session, Placement.person_id, chunk),
             Placement.reason != "case",
             Placement.status.in_((PlacementStatus.pending, PlacementStatus.active)),
         )
@@ -150,10 +133,10 @@ def _existing(
     person (the leading column of the placements' unique index)."""
     found: dict[tuple[int, str, int], int] = {}
     people = sorted({k[0] for k in keys})
-    for chunk in _chunks(db_session, people):
+    for chunk in id_chunks(db_session, people):
         rows = db_session.execute(
             select(Placement.person_id, Placement.source_type, Placement.source_id, Placement.id)
-            .where(_among(db_session, Placement.person_id, chunk))
+            .where(among(db_session, Placement.person_id, chunk))
             .order_by(Placement.id)
         ).all()
         for person_id, source_type, source_id, pid in rows:

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import column, table
 
 from bastion.core import clock
-from bastion.core.db import UtcDateTime, index_lookups, is_postgres
+from bastion.core.db import UtcDateTime, among, id_chunks, index_lookups, is_postgres
 from bastion.core.errors import NotFound
 from bastion.isolation.models import Placement
 from bastion.regions import service as region_service
@@ -56,8 +56,6 @@ from bastion.tracing.models import Case
 
 AnySelect = Select[*tuple[Any, ...]]
 
-#: Tube ids per statement in add_results (SQLite allows 32,766 parameters).
-IDS_PER_STATEMENT = 5_000
 
 COUNTERS = (
     "required",
@@ -694,9 +692,8 @@ def _count_results(db_session: Session, tube_ids: Iterable[int] | AnySelect, *, 
             _count_result_slice(db_session, TubeMember.tube_id.in_(tube_ids), sign)
             return
         ids = sorted({int(i) for i in tube_ids})
-        for start in range(0, len(ids), IDS_PER_STATEMENT):
-            chunk = ids[start : start + IDS_PER_STATEMENT]
-            _count_result_slice(db_session, TubeMember.tube_id.in_(chunk), sign)
+        for chunk in id_chunks(db_session, ids):
+            _count_result_slice(db_session, among(db_session, TubeMember.tube_id, chunk), sign)
 
 
 def _count_result_slice(db_session: Session, which: ColumnElement[bool], sign: int) -> None:
