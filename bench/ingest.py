@@ -32,6 +32,7 @@ from bastion.registry.importer import PERSON_COLUMNS
 from bastion.registry.models import Person
 from bastion.testing import ingest
 from bastion.testing import service as testing_service
+from bastion.testing.ingest import statements as ingest_statements
 from bastion.testing.models import Site, SiteGrid, Tube
 from bastion.testing.schemas import RoundCreate
 from bench.common import emit
@@ -51,16 +52,7 @@ RAW_TUBE_COLUMNS = [
     "state",
     "first_scan_at",
 ]
-RAW_MEMBER_COLUMNS = [
-    "round_id",
-    "tube_id",
-    "person_id",
-    "position",
-    "scanned_at",
-    "region_code",
-    "off_grid",
-    "retest",
-]
+RAW_MEMBER_COLUMNS = [c for c in ingest_statements.MEMBER_COLUMNS if c != "batch_id"]
 
 
 def token(i: int) -> str:
