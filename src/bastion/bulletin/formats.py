@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import io
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from openpyxl.writer.excel import ExcelWriter
 
 from bastion.bulletin import text
 from bastion.bulletin.schemas import CasesFigures, Change, Figures, RecoveriesFigures
@@ -110,7 +112,6 @@ def xlsx(figures: Figures, lang: Language, meta: Meta) -> bytes:
     wb = Workbook()
     # Fixed document times, so the same figures give the same file.
     stamp = meta.published_at or datetime.combine(figures.day, time(), tzinfo=UTC)
-    wb.properties.created = wb.properties.modified = stamp.replace(tzinfo=None)
     bold = Font(bold=True)
     ws = wb.active
     assert ws is not None
@@ -141,9 +142,30 @@ def xlsx(figures: Figures, lang: Language, meta: Meta) -> bytes:
         sheet.append([paragraph])
     for line in notes(meta, lang):
         sheet.append([line])
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    return buffer.getvalue()
+    return _pinned_bytes(wb, stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp)
+
+
+def _pinned_bytes(wb: Workbook, stamp: datetime) -> bytes:
+    """The workbook's bytes with every time in them fixed to `stamp`.
+
+    `Workbook.save` stamps the document "modified now", and `ZipFile.writestr` gives each entry
+    the local time of writing: two renders a second apart differed. The writer is driven directly
+    and each entry is copied with the stamp as its time."""
+    wb.properties.created = wb.properties.modified = stamp
+    loose = io.BytesIO()
+    with zipfile.ZipFile(loose, "w", zipfile.ZIP_DEFLATED) as archive:
+        ExcelWriter(wb, archive).save()
+    pinned = io.BytesIO()
+    when = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
+    with (
+        zipfile.ZipFile(loose) as source,
+        zipfile.ZipFile(pinned, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for entry in source.infolist():
+            info = zipfile.ZipInfo(entry.filename, date_time=when)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(info, source.read(entry))
+    return pinned.getvalue()
 
 
 def city_rows(figures: Figures, lang: Language) -> list[list[Any]]:

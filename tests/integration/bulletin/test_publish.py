@@ -3,10 +3,13 @@ and why; a published day never changes silently."""
 
 from __future__ import annotations
 
+import io
 import json
-from datetime import timedelta
+import zipfile
+from datetime import UTC, timedelta
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from bastion.audit.models import AuditEntry
@@ -65,6 +68,13 @@ def test_generating_a_published_day_again_gives_the_same(db):
     publish(db)
     for fmt in ("md", "html", "xlsx"):
         assert render(db, fmt=fmt) == render(db, fmt=fmt), fmt
+    # Nothing in the workbook reads the wall clock: every time in it is the publication's.
+    workbook = render(db, fmt="xlsx")
+    published = (clock.now().astimezone(UTC).replace(tzinfo=None)).replace(microsecond=0)
+    with zipfile.ZipFile(io.BytesIO(workbook)) as archive:
+        assert {entry.date_time for entry in archive.infolist()} == {published.timetuple()[:6]}
+    properties = load_workbook(io.BytesIO(workbook)).properties
+    assert (properties.created, properties.modified) == (published, published)
     live = bulletin_service.get(
         db_session=db, principal=SYSTEM, day=D, region_code="220000", live=True
     )
