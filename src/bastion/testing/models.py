@@ -261,6 +261,15 @@ class TubeMember(Base):
             sqlite_where=text("NOT retest"),
         ),
         Index("ix_tube_members_round_id_region_code", "round_id", "region_code"),
+        # The retest members of a tube: a result's pool work reads them for every tube of an
+        # upload, and they are a tiny share of all members (this index costs the bulk of
+        # pooled scans no more than checking its condition).
+        Index(
+            "ix_tube_members_retest_tube_id",
+            "tube_id",
+            postgresql_where=text("retest"),
+            sqlite_where=text("retest"),
+        ),
     )
 
 

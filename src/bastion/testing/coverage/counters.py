@@ -688,12 +688,14 @@ def _count_results(db_session: Session, tube_ids: Iterable[int] | AnySelect, *, 
     # (taken before the round's upload) say there are; a hash join read every tube of the round
     # for each chunk of an upload.
     with index_lookups(db_session):
+        # The ids name the tubes, not the members: a probe a tube and then its members, rather
+        # than a probe of the tube for each of its members.
         if isinstance(tube_ids, Select):
-            _count_result_slice(db_session, TubeMember.tube_id.in_(tube_ids), sign)
+            _count_result_slice(db_session, Tube.id.in_(tube_ids), sign)
             return
         ids = sorted({int(i) for i in tube_ids})
         for chunk in id_chunks(db_session, ids):
-            _count_result_slice(db_session, among(db_session, TubeMember.tube_id, chunk), sign)
+            _count_result_slice(db_session, among(db_session, Tube.id, chunk), sign)
 
 
 def _count_result_slice(db_session: Session, which: ColumnElement[bool], sign: int) -> None:

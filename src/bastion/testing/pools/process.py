@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, text
+from sqlalchemy import CursorResult, bindparam, column, insert, select, table, text
 from sqlalchemy.orm import Session
 
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.db import UtcDateTime, bulk_insert, is_postgres
+from bastion.core.db import UtcDateTime, among, id_chunks, is_postgres
 from bastion.core.errors import InvalidInput
-from bastion.testing.models import PoolHold, RetestTask
+from bastion.testing.models import PoolHold, RetestTask, Tube
 
 #: How long a held person has to give their single-tube retest.
 RETEST_WITHIN = timedelta(hours=12)
@@ -57,6 +57,13 @@ class PoolsSummary:
 # The statements ----------------------------------------------------------------------------------
 
 _BATCH_TABLE = "pools_batch"
+_RETESTED_TABLE = "pools_retested"
+# Each call loads the tubes given with their result (``pools_batch``) and the retest members of
+# those tubes (``pools_retested``), once; every statement below filters on these, never on
+# ``tubes.result`` itself. An upload's statistics predate its results, so to the planner "a tube
+# with a result" was one row, and it walked every tube resulted so far by the result index to
+# find the batch's: quadratic in a round (900,000 tubes: 25 s of the pool work). The retest
+# members come through a partial index, not from the ten members of every tube given.
 # The batch's statements walk from the batch's few tubes outwards. They are written with CROSS
 # JOIN and the conditions in WHERE: the same joins to PostgreSQL, which orders them itself, but
 # to SQLite an order it keeps, so it never scans all of tube_members to serve an ORDER BY.
@@ -80,7 +87,7 @@ CREATE_HOLDS = """
 INSERT INTO pool_holds (tube_id, round_id, lab_id, region_code, members, created_at)
 SELECT t.id, t.round_id, t.lab_id, t.region_code, t.member_count, :now
 FROM pools_batch b JOIN tubes t ON t.id = b.tube_id
-WHERE t.result = 'positive' AND t.kind <> 'retest' AND t.member_count > 0
+WHERE b.result = 'positive' AND t.kind <> 'retest' AND t.member_count > 0
   AND ((t.kind IN ('pooled', 'household') AND t.capacity > 1) OR t.member_count > 1)
 ON CONFLICT (tube_id) DO NOTHING
 """
@@ -93,24 +100,21 @@ SELECT m.person_id, m.region_code, 'positive_pool', h.id, h.round_id, 'pending',
 FROM pools_batch b
 JOIN pool_holds h ON h.tube_id = b.tube_id
 JOIN tube_members m ON m.tube_id = h.tube_id
-WHERE h.closed_at IS NULL
+WHERE b.result = 'positive' AND h.closed_at IS NULL
 ON CONFLICT (hold_id, person_id) DO NOTHING
 """
 
 #: Per person, the one retest answer among the tubes given (a positive wins over a negative).
 _ANSWERS = """
 SELECT person_id, tube_id, result, scanned_at FROM (
-    SELECT m.person_id, t.id AS tube_id, t.result, m.scanned_at,
+    SELECT person_id, tube_id, result, scanned_at,
            ROW_NUMBER() OVER (
-               PARTITION BY m.person_id
-               ORDER BY CASE t.result WHEN 'positive' THEN 0 ELSE 1 END,
-                        m.scanned_at DESC, t.id DESC
+               PARTITION BY person_id
+               ORDER BY CASE result WHEN 'positive' THEN 0 ELSE 1 END,
+                        scanned_at DESC, tube_id DESC
            ) AS rk
-    FROM pools_batch b
-    CROSS JOIN tubes t
-    CROSS JOIN tube_members m
-    WHERE t.id = b.tube_id AND m.tube_id = t.id
-      AND m.retest AND t.result IN ('negative', 'positive')
+    FROM pools_retested
+    WHERE result IN ('negative', 'positive')
 ) ranked
 WHERE rk = 1
 """
@@ -127,16 +131,16 @@ WHERE retest_tasks.person_id = a.person_id
 #: A retest tube whose result changed in place (a conflict resolved for the other result): the
 #: tasks it answered follow it between negative and positive (released ↔ escalated). A task it
 #: answered that the tube now calls invalid keeps its answer (nothing in the record says what
-#: it owed before); a case opened meanwhile is never touched here.
+#: it owed before); a case opened meanwhile is never touched here. A task's tube is always one
+#: its person was retested in, so the tasks are found by person (indexed), then tube.
 RECLOSE_TASKS = """
 UPDATE retest_tasks
 SET state = a.result
 FROM (
-    SELECT t.id AS tube_id, t.result
-    FROM pools_batch b JOIN tubes t ON t.id = b.tube_id
-    WHERE t.result IN ('negative', 'positive')
+    SELECT DISTINCT person_id, tube_id, result FROM pools_retested
+    WHERE result IN ('negative', 'positive')
 ) AS a
-WHERE retest_tasks.tube_id = a.tube_id
+WHERE retest_tasks.person_id = a.person_id AND retest_tasks.tube_id = a.tube_id
   AND retest_tasks.state IN ('negative', 'positive')
   AND retest_tasks.state <> a.result
 """
@@ -152,7 +156,8 @@ SET outcome = CASE
 WHERE pool_holds.closed_at IS NOT NULL
   AND pool_holds.outcome IN ('confirmed', 'reversed')
   AND pool_holds.id IN (
-      SELECT r.hold_id FROM pools_batch b JOIN retest_tasks r ON r.tube_id = b.tube_id
+      SELECT r.hold_id FROM pools_retested a
+      JOIN retest_tasks r ON r.person_id = a.person_id AND r.tube_id = a.tube_id
       WHERE r.hold_id IS NOT NULL
   )
 """
@@ -161,11 +166,7 @@ REOPEN_TASKS = """
 UPDATE retest_tasks
 SET state = 'pending', tube_id = NULL, source_tube_id = a.tube_id, due_at = :due
 FROM (
-    SELECT m.person_id, t.id AS tube_id, m.scanned_at
-    FROM pools_batch b
-    JOIN tubes t ON t.id = b.tube_id
-    JOIN tube_members m ON m.tube_id = t.id
-    WHERE m.retest AND t.result = 'invalid'
+    SELECT person_id, tube_id, scanned_at FROM pools_retested WHERE result = 'invalid'
 ) AS a
 WHERE retest_tasks.person_id = a.person_id
   AND retest_tasks.state IN ('pending', 'sampled')
@@ -183,7 +184,7 @@ SELECT m.person_id, m.region_code, 'invalid_result', t.round_id, 'pending', :due
 FROM pools_batch b
 JOIN tubes t ON t.id = b.tube_id
 JOIN tube_members m ON m.tube_id = t.id
-WHERE t.result = 'invalid'
+WHERE b.result = 'invalid'
   AND NOT EXISTS (
       SELECT 1 FROM retest_tasks r
       WHERE r.person_id = m.person_id
@@ -192,16 +193,9 @@ WHERE t.result = 'invalid'
 """
 
 #: The people retested in the tubes given: the only tasks one call of process_results touches.
-_BATCH_RETESTED = """
-SELECT m.person_id FROM pools_batch b JOIN tube_members m ON m.tube_id = b.tube_id WHERE m.retest
-"""
+_BATCH_RETESTED = "SELECT person_id FROM pools_retested"
 
-_INVALID_RETESTED = """
-SELECT m.person_id FROM pools_batch b
-JOIN tubes t ON t.id = b.tube_id
-JOIN tube_members m ON m.tube_id = t.id
-WHERE m.retest AND t.result = 'invalid'
-"""
+_INVALID_RETESTED = "SELECT person_id FROM pools_retested WHERE result = 'invalid'"
 
 #: Holds that may close now, locked (PostgreSQL): two uploads closing the last two open tasks of
 #: one hold at once would otherwise each see the other's task still open, and neither would
@@ -225,10 +219,9 @@ SET closed_at = :now,
 WHERE pool_holds.closed_at IS NULL
   AND pool_holds.id IN (
       SELECT r.hold_id
-      FROM pools_batch b
-      JOIN tube_members m ON m.tube_id = b.tube_id
-      JOIN retest_tasks r ON r.person_id = m.person_id
-      WHERE m.retest AND r.hold_id IS NOT NULL
+      FROM pools_retested a
+      JOIN retest_tasks r ON r.person_id = a.person_id
+      WHERE r.hold_id IS NOT NULL
   )
   AND NOT EXISTS (SELECT 1 FROM retest_tasks r
                   WHERE r.hold_id = pool_holds.id AND r.state IN ('pending', 'sampled'))
@@ -238,8 +231,8 @@ WITHDRAW_HOLDS = """
 UPDATE pool_holds
 SET closed_at = :now, outcome = 'withdrawn'
 WHERE closed_at IS NULL
-  AND tube_id IN (SELECT t.id FROM pools_batch b JOIN tubes t ON t.id = b.tube_id
-                  WHERE t.result IS NOT NULL AND t.result <> 'positive')
+  AND tube_id IN (SELECT tube_id FROM pools_batch
+                  WHERE result IS NOT NULL AND result <> 'positive')
 """
 
 WITHDRAWN_OF_BATCH = """
@@ -249,7 +242,7 @@ ORDER BY h.id
 """
 
 COUNT_RESULTED = """
-SELECT COUNT(*) FROM pools_batch b JOIN tubes t ON t.id = b.tube_id WHERE t.result IS NOT NULL
+SELECT COUNT(*) FROM pools_batch WHERE result IS NOT NULL
 """
 
 HOLDS_OF_BATCH = """
@@ -261,43 +254,34 @@ ORDER BY h.id
 POSITIVE_SINGLES = """
 SELECT DISTINCT m.person_id
 FROM pools_batch b
-CROSS JOIN tubes t
 CROSS JOIN tube_members m
-WHERE t.id = b.tube_id AND m.tube_id = t.id
-  AND t.result = 'positive' AND NOT m.retest
-  AND NOT EXISTS (SELECT 1 FROM pool_holds h WHERE h.tube_id = t.id)
+WHERE m.tube_id = b.tube_id
+  AND b.result = 'positive' AND NOT m.retest
+  AND NOT EXISTS (SELECT 1 FROM pool_holds h WHERE h.tube_id = b.tube_id)
 ORDER BY m.person_id
 """
 
 ESCALATED = """
-SELECT DISTINCT m.person_id
-FROM pools_batch b
-CROSS JOIN tubes t
-CROSS JOIN tube_members m
-WHERE t.id = b.tube_id AND m.tube_id = t.id
-  AND t.result = 'positive' AND m.retest
-ORDER BY m.person_id
+SELECT DISTINCT person_id FROM pools_retested WHERE result = 'positive' ORDER BY person_id
 """
 
 RELEASED = """
 SELECT DISTINCT r.person_id
-FROM pools_batch b
-CROSS JOIN tube_members m
+FROM pools_retested a
 CROSS JOIN retest_tasks r
-WHERE m.tube_id = b.tube_id AND r.person_id = m.person_id AND r.tube_id = m.tube_id
+WHERE r.person_id = a.person_id AND r.tube_id = a.tube_id
   -- (state || '') keeps SQLite on the person_id index instead of walking every negative task.
-  AND m.retest AND (r.state || '') = 'negative'
+  AND (r.state || '') = 'negative'
 ORDER BY r.person_id
 """
 
 CLOSED_HOLDS = """
 SELECT DISTINCT h.id, h.outcome
-FROM pools_batch b
-CROSS JOIN tube_members m
+FROM pools_retested a
 CROSS JOIN retest_tasks r
 CROSS JOIN pool_holds h
-WHERE m.tube_id = b.tube_id AND r.person_id = m.person_id AND r.tube_id = m.tube_id
-  AND h.id = r.hold_id AND m.retest AND h.closed_at IS NOT NULL
+WHERE r.person_id = a.person_id AND r.tube_id = a.tube_id
+  AND h.id = r.hold_id AND h.closed_at IS NOT NULL
 ORDER BY h.id
 """
 
@@ -322,17 +306,54 @@ def _ids(db_session: Session, sql: str) -> list[int]:
     return [int(row[0]) for row in db_session.execute(text(sql))]
 
 
+_BATCH = table(_BATCH_TABLE, column("tube_id"), column("result"))
+
+#: The retest members of the tubes given, with their tube's result (none yet, for some).
+LOAD_RETESTED = """
+INSERT INTO pools_retested (person_id, tube_id, result, scanned_at)
+SELECT m.person_id, b.tube_id, b.result, m.scanned_at
+FROM pools_batch b CROSS JOIN tube_members m
+WHERE m.tube_id = b.tube_id AND m.retest
+"""
+
+
+def _create_batch_tables(db_session: Session) -> None:
+    ts = "TIMESTAMP WITH TIME ZONE" if is_postgres(db_session) else "DATETIME"
+    for ddl in (
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH_TABLE} "
+        "(tube_id BIGINT PRIMARY KEY, result VARCHAR(16))",
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_RETESTED_TABLE} "
+        f"(person_id BIGINT, tube_id BIGINT, result VARCHAR(16), scanned_at {ts})",
+    ):
+        db_session.execute(text(ddl))
+
+
+def _clear_batch(db_session: Session) -> None:
+    # TRUNCATE on PostgreSQL: a DELETE leaves the rows behind as dead tuples, and an upload of a
+    # round calls this for every chunk of it.
+    verb = "TRUNCATE" if is_postgres(db_session) else "DELETE FROM"
+    for name in (_BATCH_TABLE, _RETESTED_TABLE):
+        db_session.execute(text(f"{verb} {name}"))
+
+
 def _load_batch(db_session: Session, tube_ids: Sequence[int]) -> None:
-    db_session.execute(
-        text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH_TABLE} (tube_id BIGINT PRIMARY KEY)")
-    )
-    db_session.execute(text(f"DELETE FROM {_BATCH_TABLE}"))  # noqa: S608 - a fixed name
+    _create_batch_tables(db_session)
+    _clear_batch(db_session)
     unique = sorted({int(i) for i in tube_ids if 0 < int(i) <= MAX_ID})
-    bulk_insert(db_session, _BATCH_TABLE, ["tube_id"], ((i,) for i in unique))
+    tubes = Tube.__table__.c
+    # By primary key only: the batch's tubes, with whatever result they have.
+    for part in id_chunks(db_session, unique):
+        db_session.execute(
+            insert(_BATCH).from_select(
+                ["tube_id", "result"],
+                select(tubes.id, tubes.result).where(among(db_session, tubes.id, part)),
+            )
+        )
     if is_postgres(db_session) and len(unique) > 1_000:
         # A fresh temporary table has no statistics: without them the planner takes it for a
         # few rows and picks nested loops over a round's worth of tubes.
         db_session.execute(text(f"ANALYZE {_BATCH_TABLE}"))
+    db_session.execute(text(LOAD_RETESTED))
 
 
 def _expire_loaded(db_session: Session) -> None:
@@ -444,6 +465,6 @@ def process_results(
             withdrawn_holds=_ids(db_session, WITHDRAWN_OF_BATCH),
         )
     finally:
-        db_session.execute(text(f"DELETE FROM {_BATCH_TABLE}"))  # noqa: S608 - a fixed name
+        _clear_batch(db_session)
         _expire_loaded(db_session)
     return summary
