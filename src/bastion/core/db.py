@@ -167,6 +167,21 @@ def index_lookups(session: Session) -> Iterator[None]:
             session.execute(text(f"SET LOCAL {setting} = on"))
 
 
+@contextmanager
+def sort_memory(session: Session, megabytes: int) -> Iterator[None]:
+    """Inside the block, PostgreSQL may sort and hash in ``megabytes`` of memory a statement
+    (``work_mem``) before it spills to disk. For the bulk paths that sort a known, bounded
+    number of rows (a chunk); a no-op on SQLite."""
+    if not is_postgres(session):
+        yield
+        return
+    session.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))
+    try:
+        yield
+    finally:
+        session.execute(text("SET LOCAL work_mem TO DEFAULT"))
+
+
 #: Ids per statement where each is a placeholder (SQLite allows 32,766), and per array on
 #: PostgreSQL (one parameter however many).
 _IDS_SQLITE = 5_000

@@ -37,7 +37,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import column, table
 
 from bastion.core import clock
-from bastion.core.db import UtcDateTime, among, id_chunks, index_lookups, is_postgres
+from bastion.core.db import (
+    UtcDateTime,
+    among,
+    id_chunks,
+    index_lookups,
+    is_postgres,
+    sort_memory,
+)
 from bastion.core.errors import NotFound
 from bastion.isolation.models import Placement
 from bastion.regions import service as region_service
@@ -687,7 +694,7 @@ def _count_results(db_session: Session, tube_ids: Iterable[int] | AnySelect, *, 
     # Through the indexes only: the members and tubes of the ids, however few the statistics
     # (taken before the round's upload) say there are; a hash join read every tube of the round
     # for each chunk of an upload.
-    with index_lookups(db_session):
+    with index_lookups(db_session), sort_memory(db_session, _RESULT_SORT_MB):
         # The ids name the tubes, not the members: a probe a tube and then its members, rather
         # than a probe of the tube for each of its members.
         if isinstance(tube_ids, Select):
@@ -696,6 +703,12 @@ def _count_results(db_session: Session, tube_ids: Iterable[int] | AnySelect, *, 
         ids = sorted({int(i) for i in tube_ids})
         for chunk in id_chunks(db_session, ids):
             _count_result_slice(db_session, among(db_session, Tube.id, chunk), sign)
+
+
+#: The members of an upload's chunk of 50,000 tubes are sorted by home region to be counted:
+#: half a million rows, which PostgreSQL's default 4 MB of sort memory spilled to disk (20 MB,
+#: a tenth of the statement's time).
+_RESULT_SORT_MB = 64
 
 
 def _count_result_slice(db_session: Session, which: ColumnElement[bool], sign: int) -> None:
