@@ -167,6 +167,15 @@ def index_lookups(session: Session) -> Iterator[None]:
             session.execute(text(f"SET LOCAL {setting} = on"))
 
 
+def empty_temp_tables(session: Session, *names: str) -> None:
+    """Empty the session's own temporary tables ``names`` (fixed names, never input). On
+    PostgreSQL with TRUNCATE, which swaps in empty files at once: a DELETE leaves the rows as
+    dead tuples that every later chunk of a bulk path scans again (ADR 0010)."""
+    verb = "TRUNCATE" if is_postgres(session) else "DELETE FROM"
+    for name in names:
+        session.execute(text(f"{verb} {name}"))
+
+
 @contextmanager
 def sort_memory(session: Session, megabytes: int) -> Iterator[None]:
     """Inside the block, PostgreSQL may sort and hash in ``megabytes`` of memory a statement

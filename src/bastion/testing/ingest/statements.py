@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool, PoolResetState
 
-from bastion.core.db import is_postgres
+from bastion.core.db import empty_temp_tables, is_postgres
 
 STAGE_COLUMNS = [
     "batch_id",
@@ -115,13 +115,7 @@ def create_temp_tables(db_session: Session) -> None:
 
 
 def clear_temp_tables(db_session: Session) -> None:
-    if is_postgres(db_session):
-        # TRUNCATE swaps in empty files at once (a temporary table is ours alone), leaving no
-        # dead rows behind for the next chunk's scans.
-        _driver(db_session).execute("TRUNCATE scan_stage; TRUNCATE scan_verdict")
-        return
-    for table in ("scan_stage", "scan_verdict"):
-        db_session.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+    empty_temp_tables(db_session, "scan_stage", "scan_verdict")
 
 
 #: The session settings of a PostgreSQL ingest. Chunks sort and hash tens of thousands of

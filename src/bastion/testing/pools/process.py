@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.db import UtcDateTime, among, id_chunks, is_postgres
+from bastion.core.db import UtcDateTime, among, empty_temp_tables, id_chunks, is_postgres
 from bastion.core.errors import InvalidInput
 from bastion.testing.models import PoolHold, RetestTask, Tube
 
@@ -329,11 +329,7 @@ def _create_batch_tables(db_session: Session) -> None:
 
 
 def _clear_batch(db_session: Session) -> None:
-    # TRUNCATE on PostgreSQL: a DELETE leaves the rows behind as dead tuples, and an upload of a
-    # round calls this for every chunk of it.
-    verb = "TRUNCATE" if is_postgres(db_session) else "DELETE FROM"
-    for name in (_BATCH_TABLE, _RETESTED_TABLE):
-        db_session.execute(text(f"{verb} {name}"))
+    empty_temp_tables(db_session, _BATCH_TABLE, _RETESTED_TABLE)
 
 
 def _load_batch(db_session: Session, tube_ids: Sequence[int]) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
 from bastion.core.config import get_settings
-from bastion.core.db import bulk_insert, index_lookups, is_postgres
+from bastion.core.db import bulk_insert, empty_temp_tables, index_lookups, is_postgres
 from bastion.core.errors import FieldProblem, InvalidInput
 from bastion.testing import coverage, files, pools, rules
 from bastion.testing.models import Box, ResultConflict, Tube
@@ -92,11 +92,7 @@ def _create_temp_tables(db_session: Session) -> None:
 
 
 def _clear_temp_tables(db_session: Session) -> None:
-    # TRUNCATE on PostgreSQL: a DELETE leaves the chunk's rows behind as dead tuples, which
-    # every later chunk of the upload scans again.
-    verb = "TRUNCATE" if is_postgres(db_session) else "DELETE FROM"
-    for table in ("result_stage", "result_apply"):
-        db_session.execute(text(f"{verb} {table}"))
+    empty_temp_tables(db_session, "result_stage", "result_apply")
 
 
 # The upload --------------------------------------------------------------------------------
