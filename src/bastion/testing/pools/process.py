@@ -307,6 +307,8 @@ def _ids(db_session: Session, sql: str) -> list[int]:
 
 
 _BATCH = table(_BATCH_TABLE, column("tube_id"), column("result"))
+#: Batches larger than this get fresh statistics on their temporary tables (PostgreSQL).
+_ANALYZE_FROM = 1_000
 
 #: The retest members of the tubes given, with their tube's result (none yet, for some).
 LOAD_RETESTED = """
@@ -345,11 +347,14 @@ def _load_batch(db_session: Session, tube_ids: Sequence[int]) -> None:
                 select(tubes.id, tubes.result).where(among(db_session, tubes.id, part)),
             )
         )
-    if is_postgres(db_session) and len(unique) > 1_000:
+    postgres = is_postgres(db_session)
+    if postgres and len(unique) > _ANALYZE_FROM:
         # A fresh temporary table has no statistics: without them the planner takes it for a
         # few rows and picks nested loops over a round's worth of tubes.
         db_session.execute(text(f"ANALYZE {_BATCH_TABLE}"))
-    db_session.execute(text(LOAD_RETESTED))
+    retested = _run(db_session, LOAD_RETESTED)
+    if postgres and retested > _ANALYZE_FROM:
+        db_session.execute(text(f"ANALYZE {_RETESTED_TABLE}"))  # a round of retests
 
 
 def _expire_loaded(db_session: Session) -> None:
