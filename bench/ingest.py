@@ -170,6 +170,11 @@ def _spent(
     return after[0] - before[0], servers
 
 
+def cpu_fields(cpu: tuple[float, float]) -> dict[str, float]:
+    """A figure's CPU seconds, as its JSON line names them: this process, the database's."""
+    return {"python_cpu_s": round(cpu[0], 2), "postgres_cpu_s": round(cpu[1], 2)}
+
+
 def _settle(engine: Engine) -> None:
     """Vacuum and analyze what was just written, then checkpoint: no background vacuum or
     checkpoint of earlier work shares the machine with the next timed run."""
@@ -249,8 +254,7 @@ def run(n: int) -> None:
                 "rows/s",
                 rows=n,
                 seconds=round(limit_s, 2),
-                python_cpu_s=round(limit_cpu[0], 2),
-                postgres_cpu_s=round(limit_cpu[1], 2),
+                **cpu_fields(limit_cpu),
             )
             # Both timed runs start from the same state: the limit's rows are taken out again
             # (so the ingest writes into tables and indexes as empty as the limit found them),
@@ -286,8 +290,7 @@ def run(n: int) -> None:
                 ratio=round(ingest_s / limit_s, 2),
                 target=">= 150000/s and ratio <= 2",
                 peak_rss_mb=peak_rss_mb(),
-                python_cpu_s=round(ingest_cpu[0], 2),
-                postgres_cpu_s=round(ingest_cpu[1], 2),
+                **cpu_fields(ingest_cpu),
                 # The same comparison in CPU seconds (this process + its server process), which
                 # the machine's load skews far less than wall time.
                 cpu_ratio=round(sum(ingest_cpu) / max(sum(limit_cpu), 1e-9), 2),

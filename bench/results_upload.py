@@ -183,8 +183,7 @@ def run(n: int, every: int) -> None:
                 "tubes/s",
                 tubes=n_tubes,
                 seconds=round(limit_s, 2),
-                python_cpu_s=round(limit_cpu[0], 2),
-                postgres_cpu_s=round(limit_cpu[1], 2),
+                **ingest_bench.cpu_fields(limit_cpu),
             )
             ingest_bench._settle(engine)  # the rolled-back versions vacuumed away
 
@@ -233,8 +232,7 @@ def run(n: int, every: int) -> None:
             limit_name="results_upload.raw_update",
             ratio=round(upload_s / limit_s, 2),
             peak_rss_mb=peak_rss_mb(),
-            python_cpu_s=round(cpu[0], 2),
-            postgres_cpu_s=round(cpu[1], 2),
+            **ingest_bench.cpu_fields(cpu),
             cpu_ratio=round(sum(cpu) / max(sum(limit_cpu), 1e-9), 2),
         )
         emit(

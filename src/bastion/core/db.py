@@ -167,6 +167,19 @@ def index_lookups(session: Session) -> Iterator[None]:
             session.execute(text(f"SET LOCAL {setting} = on"))
 
 
+#: Temporary tables filled with more rows than this get statistics of their own (PostgreSQL).
+ANALYZE_FROM = 1_000
+
+
+def analyze_if_many(session: Session, name: str, rows: int) -> None:
+    """Give the temporary table ``name`` (a fixed name, never input), just filled with ``rows``
+    rows, statistics of its own when they are many: a fresh temporary table has none, and the
+    planner takes it for a few rows and picks plans for a few (ADR 0010). Below
+    :data:`ANALYZE_FROM` rows the ANALYZE would cost more than it saves; a no-op on SQLite."""
+    if rows > ANALYZE_FROM and is_postgres(session):
+        session.execute(text(f"ANALYZE {name}"))
+
+
 def empty_temp_tables(session: Session, *names: str) -> None:
     """Empty the session's own temporary tables ``names`` (fixed names, never input). On
     PostgreSQL with TRUNCATE, which swaps in empty files at once: a DELETE leaves the rows as

@@ -43,7 +43,7 @@ from sqlalchemy.schema import CreateTableAs
 
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal, system_principal
-from bastion.core.db import UtcDateTime, bulk_insert, is_postgres
+from bastion.core.db import UtcDateTime, analyze_if_many, bulk_insert, is_postgres
 from bastion.core.errors import InvalidInput
 from bastion.healthcode import history
 from bastion.healthcode.rules import EVIDENCE_TYPE, RuleSet, rule_set_for
@@ -96,8 +96,7 @@ def load_people(db_session: Session, person_ids: Iterable[int]) -> int:
     db_session.execute(text("DELETE FROM hc_people"))
     unique = sorted({int(i) for i in person_ids})
     bulk_insert(db_session, "hc_people", ["person_id"], ((i,) for i in unique))
-    if is_postgres(db_session) and len(unique) > 1_000:
-        db_session.execute(text("ANALYZE hc_people"))
+    analyze_if_many(db_session, "hc_people", len(unique))
     return len(unique)
 
 

@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
-from bastion.core.db import UtcDateTime, among, empty_temp_tables, id_chunks, is_postgres
+from bastion.core.db import (
+    UtcDateTime,
+    among,
+    analyze_if_many,
+    empty_temp_tables,
+    id_chunks,
+    is_postgres,
+)
 from bastion.core.errors import InvalidInput
 from bastion.testing.models import PoolHold, RetestTask, Tube
 
@@ -307,8 +314,6 @@ def _ids(db_session: Session, sql: str) -> list[int]:
 
 
 _BATCH = table(_BATCH_TABLE, column("tube_id"), column("result"))
-#: Batches larger than this get fresh statistics on their temporary tables (PostgreSQL).
-_ANALYZE_FROM = 1_000
 
 #: The retest members of the tubes given, with their tube's result (none yet, for some).
 LOAD_RETESTED = """
@@ -347,14 +352,8 @@ def _load_batch(db_session: Session, tube_ids: Sequence[int]) -> None:
                 select(tubes.id, tubes.result).where(among(db_session, tubes.id, part)),
             )
         )
-    postgres = is_postgres(db_session)
-    if postgres and len(unique) > _ANALYZE_FROM:
-        # A fresh temporary table has no statistics: without them the planner takes it for a
-        # few rows and picks nested loops over a round's worth of tubes.
-        db_session.execute(text(f"ANALYZE {_BATCH_TABLE}"))
-    retested = _run(db_session, LOAD_RETESTED)
-    if postgres and retested > _ANALYZE_FROM:
-        db_session.execute(text(f"ANALYZE {_RETESTED_TABLE}"))  # a round of retests
+    analyze_if_many(db_session, _BATCH_TABLE, len(unique))
+    analyze_if_many(db_session, _RETESTED_TABLE, _run(db_session, LOAD_RETESTED))
 
 
 def _expire_loaded(db_session: Session) -> None:

@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 from bastion.core import clock
 from bastion.core.auth import Perm, Principal
 from bastion.core.config import get_settings
-from bastion.core.db import bulk_insert, empty_temp_tables, index_lookups, is_postgres
+from bastion.core.db import (
+    analyze_if_many,
+    bulk_insert,
+    empty_temp_tables,
+    index_lookups,
+    is_postgres,
+)
 from bastion.core.errors import FieldProblem, InvalidInput
 from bastion.testing import coverage, files, pools, rules
 from bastion.testing.models import Box, ResultConflict, Tube
@@ -72,10 +78,6 @@ CONFLICT_COLUMNS = [
     "reported_at",
     "note",
 ]
-
-
-#: Chunks larger than this get fresh statistics on their temporary tables (PostgreSQL).
-_ANALYZE_FROM = 1_000
 
 
 def _create_temp_tables(db_session: Session) -> None:
@@ -248,9 +250,7 @@ def _land_chunk(
     """Judge a chunk against the record and apply it; returns the tubes given a new result."""
     barcodes = {c.barcode for c in checked}
     bulk_insert(db_session, "result_stage", ["barcode"], ((b,) for b in barcodes))
-    if postgres and len(barcodes) > _ANALYZE_FROM:
-        # Statistics for the fresh rows, so the planner walks from them to the tubes.
-        db_session.execute(text("ANALYZE result_stage"))
+    analyze_if_many(db_session, "result_stage", len(barcodes))  # walk from them to the tubes
     if postgres:
         # Lock the chunk's tubes: two uploads of the same tube at once (a lab re-sending a file
         # still being processed) would both see no result and the second would overwrite the
@@ -368,8 +368,7 @@ def _land_chunk(
 
     if apply_rows:
         bulk_insert(db_session, "result_apply", APPLY_COLUMNS, apply_rows)
-        if postgres and len(apply_rows) > _ANALYZE_FROM:
-            db_session.execute(text("ANALYZE result_apply"))
+        analyze_if_many(db_session, "result_apply", len(apply_rows))
         db_session.execute(text(APPLY))
         # The UPDATE bypassed the ORM: tubes already loaded in this session are stale.
         for obj in list(db_session.identity_map.values()):
